@@ -1,0 +1,3 @@
+from fer_batch.cli import main
+
+main()

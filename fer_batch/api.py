@@ -1,0 +1,144 @@
+"""The Python API: `analyze(paths, **options)` runs the pipeline and returns an `Analysis`."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_batch.aggregate import (ERROR_COLUMNS, SKIPPED_COLUMNS, frames_dataframe, normalise_frame_types,
+                                 summarise, summary_dataframe)
+from fer_batch.options import AnalyzeOptions
+from fer_batch.pipeline import InputOutcome
+from fer_batch.sources import InputFile, walk_inputs
+from fer_batch.types import InputError, SkippedFile
+
+
+@dataclass
+class Analysis:
+    """The results of one batch: per-frame rows, one summary row per input, errors and skipped files."""
+
+    frames: pd.DataFrame
+    summary: pd.DataFrame
+    errors: pd.DataFrame
+    skipped: pd.DataFrame
+    thumbnails: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)      # source -> video/image
+    groups: dict[str, str] = field(default_factory=dict)     # source -> per-frame CSV group
+
+    @property
+    def ok(self) -> bool:
+        return self.errors.empty
+
+    def write_csvs(self, csv_dir: str | os.PathLike) -> None:
+        from fer_batch.outputs import write_all_csvs
+
+        write_all_csvs(self, csv_dir)
+
+    def write_report(self, path: str | os.PathLike, smooth_s: float = 0.0, title: str = "fer-batch report") -> None:
+        from fer_batch.report import write_report
+
+        write_report(path, self.frames, self.summary, self.errors, self.skipped, self.thumbnails,
+                     smooth_s=smooth_s, title=title)
+
+
+class Collector:
+    """Gathers finished inputs into an Analysis, and hands each one to an optional sink as it finishes."""
+
+    def __init__(self, skipped: Sequence[SkippedFile], sink: Callable[[InputOutcome, pd.DataFrame], None] | None = None):
+        self.frame_parts: list[pd.DataFrame] = []
+        self.summary_rows: list[dict] = []
+        self.errors: list[InputError] = []
+        self.skipped = list(skipped)
+        self.thumbnails: dict[tuple[str, int], np.ndarray] = {}
+        self.kinds: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        self.sink = sink
+
+    def add(self, outcome: InputOutcome) -> None:
+        item = outcome.item
+        frames = frames_dataframe(outcome.results)
+        self.kinds[item.source] = item.kind
+        self.groups[item.source] = item.group
+        if outcome.error is not None:
+            self.errors.append(outcome.error)
+        elif outcome.problems:
+            self.errors.append(InputError(item.source, "decode", f"partly decoded: {'; '.join(outcome.problems[:3])}"
+                                          + (f" (and {len(outcome.problems) - 3} more)" if len(outcome.problems) > 3 else "")))
+        if outcome.results or outcome.error is None:
+            self.frame_parts.append(frames)
+            self.summary_rows.append(summarise(item.source, item.kind, frames, outcome.duration_s))
+            for key, (_, image) in outcome.thumbnails.items():
+                self.thumbnails[(item.source, key)] = image
+        if self.sink is not None:
+            self.sink(outcome, frames)
+
+    def add_error(self, error: InputError) -> None:
+        self.errors.append(error)
+
+    def analysis(self) -> Analysis:
+        frames = (normalise_frame_types(pd.concat(self.frame_parts, ignore_index=True))
+                  if self.frame_parts else frames_dataframe([]))
+        errors = pd.DataFrame([(e.input, e.stage, e.reason) for e in self.errors], columns=list(ERROR_COLUMNS))
+        skipped = pd.DataFrame([(s.path, s.reason) for s in self.skipped], columns=list(SKIPPED_COLUMNS))
+        return Analysis(frames, summary_dataframe(self.summary_rows), errors, skipped, self.thumbnails,
+                        self.kinds, self.groups)
+
+
+def build_stages(options: AnalyzeOptions):
+    """The detector and classifier for `options` (raises DetectorUnavailable / ModelLoadError before any work)."""
+    from fer_batch.classify import load_model
+    from fer_batch.detect import DEFAULT_DETECTOR, create_detector
+
+    kwargs = {"min_face": options.min_face}
+    if options.min_score is not None:
+        kwargs["min_score"] = options.min_score
+    if options.max_side is not None:
+        kwargs["max_side"] = options.max_side
+    detector = create_detector(options.detector or DEFAULT_DETECTOR, **kwargs)
+    classifier = load_model(options.model, batch_size=options.batch_size, device=options.device)
+    return detector, classifier
+
+
+def run_batch(inputs: Sequence[InputFile], collector: Collector, options: AnalyzeOptions, stages=None,
+              progress: Callable[[str, int], None] | None = None) -> Analysis:
+    from fer_batch.pipeline import Pipeline
+
+    detector, classifier = stages or build_stages(options)
+    report = progress or (lambda kind, n: None)
+    pipeline = Pipeline(detector, classifier, options, on_frames=lambda n: report("frames", n))
+
+    def done(outcome: InputOutcome) -> None:
+        collector.add(outcome)
+        report("files", 1)
+
+    pipeline.run(inputs, done)
+    return collector.analysis()
+
+
+def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: str | os.PathLike | None = None,
+            out: str | os.PathLike | None = None, smooth: float = 0.0, **options) -> Analysis:
+    """Analyse videos and photos (files or folders, walked recursively).
+
+    Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
+    device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished); with `out` the
+    HTML report too.
+    """
+    from fer_batch.outputs import IncrementalCsvWriter
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    opts = AnalyzeOptions.from_kwargs(**options)
+    opts.validate()
+    inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden)
+    writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
+    collector = Collector(skipped, sink=writer.add if writer else None)
+    analysis = run_batch(inputs, collector, opts)
+    if writer is not None:
+        writer.finish(analysis)
+    if out is not None:
+        analysis.write_report(Path(out), smooth_s=smooth)
+    return analysis

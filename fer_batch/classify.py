@@ -1,0 +1,118 @@
+"""Expression classification: load a Keras model (the shipped one by default) and predict in fixed-size batches."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fer_batch.labels import NUM_CLASSES
+from fer_batch.preprocess import preprocess
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "model.keras"
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that cannot be used, with a one-sentence reason."""
+
+
+def _device_name(device: str) -> str | None:
+    import tensorflow as tf
+
+    if device not in DEVICES:
+        raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu":
+        if not gpus:
+            raise ModelLoadError("--device gpu was asked for, but TensorFlow sees no GPU on this machine.")
+        return "/GPU:0"
+    return "/GPU:0" if gpus else "/CPU:0"
+
+
+def _load_keras_model(path: Path):
+    import keras
+
+    if not path.exists():
+        raise ModelLoadError(f"model file {path} does not exist.")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise ModelLoadError(
+                f"model {path} contains code (e.g. a Lambda layer) that Keras safe mode refuses to load; "
+                "retrain it with training/train.py or remove the custom code.") from None
+        raise ModelLoadError(f"model {path} could not be loaded: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # corrupt archive, wrong format, ...
+        raise ModelLoadError(f"model {path} could not be loaded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    shape = model.input_shape
+    if len(shape) != 4 or shape[3] not in (1, 3) or model.output_shape[-1] != NUM_CLASSES:
+        raise ModelLoadError(f"model {path} takes {shape} and gives {model.output_shape}; "
+                             f"expected (None, h, w, 1 or 3) in and {NUM_CLASSES} probabilities out.")
+    return model
+
+
+class ExpressionClassifier:
+    """Face crops (any size, BGR/RGB-agnostic gray or BGR, uint8) -> (n, 7) probabilities in LABELS order.
+
+    Batches are padded to `batch_size` so one compiled graph serves every call (no retracing);
+    TensorFlow runs it on the GPU when one is present (`device="auto"`).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, device: str = "auto"):
+        import tensorflow as tf
+
+        self.model_path = Path(model_path) if model_path else SHIPPED_MODEL
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        self.device = _device_name(device)
+        with tf.device(self.device):
+            self.model = _load_keras_model(self.model_path)
+        _, height, width, channels = self.model.input_shape
+        self.input_size: tuple[int, int] = (int(height), int(width))
+        self.channels: int = int(channels)
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((self.batch_size, height, width, channels), tf.float32)])
+        def _predict(x):
+            return model(x, training=False)
+
+        self._predict = _predict
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        self._run(np.zeros((self.batch_size, *self.input_size, self.channels), np.float32))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        with tf.device(self.device):
+            return self._predict(tf.constant(batch)).numpy()
+
+    def predict_preprocessed(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for an already preprocessed float32 batch (n, h, w, c)."""
+        out = np.empty((len(x), NUM_CLASSES), np.float32)
+        for start in range(0, len(x), self.batch_size):
+            chunk = x[start:start + self.batch_size]
+            if len(chunk) < self.batch_size:
+                pad = np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]), np.float32)
+                chunk = np.concatenate([chunk, pad])
+            out[start:start + self.batch_size] = self._run(chunk)[: min(self.batch_size, len(x) - start)]
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
+        return self.predict_preprocessed(preprocess(crops, self.input_size, self.channels))
+
+
+def load_model(path: str | Path | None = None, batch_size: int = 64, device: str = "auto") -> ExpressionClassifier:
+    """The shipped expression classifier, or a retrained one from `path` (loaded in Keras safe mode)."""
+    return ExpressionClassifier(path, batch_size=batch_size, device=device)

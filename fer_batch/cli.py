@@ -1,0 +1,124 @@
+"""The `fer-batch` command. Parses options into AnalyzeOptions and calls the API; no logic of its own."""
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fer_batch.detect import DETECTORS  # noqa: E402
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Facial-expression analytics for folders of videos and photos.")
+
+DetectorName = Enum("DetectorName", {name: name for name in DETECTORS}, type=str)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"fer-batch: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options) -> int:
+    from fer_batch.api import Collector, build_stages, run_batch
+    from fer_batch.classify import ModelLoadError
+    from fer_batch.console import progress_bars, summary_screen
+    from fer_batch.detect.base import DetectorUnavailable
+    from fer_batch.outputs import IncrementalCsvWriter
+    from fer_batch.sources import walk_inputs
+
+    try:
+        options.validate()
+    except ValueError as exc:
+        _fail(str(exc))
+    inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden)
+    if not inputs:
+        _fail("no videos or images found in " + ", ".join(str(p) for p in paths)
+              + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
+    try:
+        stages = build_stages(options)
+    except (DetectorUnavailable, ModelLoadError, ValueError) as exc:
+        _fail(str(exc))
+    if csv_dir is None and out is not None:
+        csv_dir = out.with_name(out.stem + "_csv")
+    writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
+    collector = Collector(skipped, sink=writer.add if writer else None)
+    with progress_bars(len(inputs), options.quiet) as progress:
+        analysis = run_batch(inputs, collector, options, stages, progress)
+    if writer is not None:
+        writer.finish(analysis)
+    if out is not None:
+        analysis.write_report(out, smooth_s=smooth)
+    if not options.quiet:
+        typer.echo(summary_screen(analysis, out, csv_dir), err=True)
+    return EXIT_OK if analysis.ok else EXIT_SOME_FAILED
+
+
+@app.command()
+def analyze(
+    paths: list[Path] = typer.Argument(..., help="Video and image files, and folders (walked recursively)."),
+    out: Optional[Path] = typer.Option(Path("report.html"), "--out", "-o", help="The interactive HTML report."),
+    csv_dir: Optional[Path] = typer.Option(None, "--csv-dir", help="Folder for the CSVs [default: <report name>_csv beside the report]."),
+    fps: float = typer.Option(5.0, "--fps", help="Frames per second of video time to analyse."),
+    every_frame: bool = typer.Option(False, "--every-frame", help="Analyse every frame (overrides --fps)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Analyse at most this many frames per video (previews)."),
+    detector: DetectorName = typer.Option(None, "--detector", help="Face detector [default: the measured best offline one]."),
+    min_face: int = typer.Option(20, "--min-face", help="Ignore faces whose box is smaller than this many pixels."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Detection-score threshold [default: the detector's]."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Longest side of the image the detector sees [default: the detector's]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A retrained .keras model [default: the shipped one]."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
+    smooth: float = typer.Option(0.0, "--smooth", help="Smooth timelines in the report over this many seconds (display only)."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write copies of the inputs with boxes and labels here."),
+    include_hidden: bool = typer.Option(False, "--include-hidden", help="Also analyse hidden files and folders."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+) -> None:
+    """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, errors.csv and an HTML report."""
+    from fer_batch.options import AnalyzeOptions
+
+    options = AnalyzeOptions(
+        fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
+        min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
+        batch_size=batch_size, device=device.value, annotate_dir=str(annotate) if annotate else None,
+        include_hidden=include_hidden, quiet=quiet)
+    raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-report.html"), "--out", "-o", help="Where to write the demo report."),
+    folder: Path = typer.Option(Path("fer-batch-demo"), "--inputs", help="Where to write the demo inputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Build a short demo clip and photo from a face photo that scikit-image ships, and analyse them."""
+    from fer_batch.demo import write_demo_inputs
+    from fer_batch.options import AnalyzeOptions
+
+    write_demo_inputs(folder)
+    if not quiet:
+        typer.echo(f"demo inputs written to {folder}/", err=True)
+    raise typer.Exit(run_analysis([folder], out, None, 0.0, AnalyzeOptions(fps=5.0, quiet=quiet)))
+
+
+def main() -> None:
+    app(prog_name="fer-batch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""What a run shows in the terminal: tqdm progress over files and frames, and a one-screen summary at the end."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+@contextmanager
+def progress_bars(n_files: int, quiet: bool) -> Callable[[str, int], None]:
+    files = tqdm(total=n_files, desc="files ", unit="file", disable=quiet, file=sys.stderr, position=0, dynamic_ncols=True)
+    frames = tqdm(desc="frames", unit="frame", disable=quiet, file=sys.stderr, position=1, dynamic_ncols=True)
+    bars = {"files": files, "frames": frames}
+    try:
+        yield lambda kind, n: bars[kind].update(n)
+    finally:
+        frames.close()
+        files.close()
+
+
+def summary_screen(analysis, report: Path | None, csv_dir: Path | None) -> str:
+    summary, errors, skipped = analysis.summary, analysis.errors, analysis.skipped
+    faces = int(summary["faces"].sum()) if len(summary) else 0
+    frames = int(summary["frames_analysed"].sum()) if len(summary) else 0
+    lines = [
+        f"analysed {len(summary)} input(s): {frames} frame(s), {faces} face(s); "
+        f"{len(errors)} failed, {len(skipped)} skipped (not media)",
+    ]
+    with_faces = summary[summary["faces"] > 0] if len(summary) else summary
+    if len(with_faces):
+        counts = with_faces["dominant_expression"].value_counts()
+        lines.append("dominant expressions: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for row in errors.head(10).itertuples(index=False):
+        lines.append(f"  failed: {row.input} [{row.stage}] {row.reason}")
+    if len(errors) > 10:
+        lines.append(f"  ... and {len(errors) - 10} more in errors.csv")
+    if csv_dir is not None:
+        lines.append(f"CSVs:   {csv_dir}")
+    if report is not None:
+        lines.append(f"report: {report}")
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""Cutting face crops out of frames."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def square_box(box: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The square around a box's centre, grown by `margin` of the box size on each side, clipped to the frame."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    right, bottom = int(round(cx + side / 2)), int(round(cy + side / 2))
+    return max(0, left), max(0, top), min(width, right), min(height, bottom)
+
+
+def crop_faces(image: np.ndarray, boxes: np.ndarray, margin: float = 0.1) -> list[np.ndarray]:
+    """Square face crops (views into `image`; copy before keeping them)."""
+    height, width = image.shape[:2]
+    crops = []
+    for box in np.asarray(boxes).reshape(-1, 4):
+        x1, y1, x2, y2 = square_box(box, margin, width, height)
+        if x2 <= x1 or y2 <= y1:
+            x1, y1, x2, y2 = 0, 0, min(width, 1), min(height, 1)
+        crops.append(image[y1:y2, x1:x2])
+    return crops
+
+
+def thumbnail(crop: np.ndarray, size: int = 64) -> np.ndarray:
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)

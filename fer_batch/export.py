@@ -1,0 +1,85 @@
+"""Writing outputs: atomic files, formula-safe CSV cells, output paths that stay inside the output folder."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+TEXT_COLUMNS_FROM_NAMES = ("source", "input", "path", "reason")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\- ]+")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def neutralise_formula(value: object) -> object:
+    """Prefix a text cell that a spreadsheet would run as a formula with a single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    safe = df.copy()
+    for col in TEXT_COLUMNS_FROM_NAMES:
+        if col in safe.columns:
+            safe[col] = safe[col].map(neutralise_formula)
+    return safe.to_csv(index=False, lineterminator="\n")
+
+
+def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
+    atomic_write_text(path, csv_text(df))
+
+
+def safe_component(name: str) -> str:
+    """A file-name component with only portable characters, never empty, '.' or '..'."""
+    cleaned = _UNSAFE.sub("_", name).strip(" ")
+    cleaned = cleaned.lstrip(".") or "_"
+    return cleaned[:120]
+
+
+def safe_relative_path(source: str, suffix: str) -> PurePosixPath:
+    """Mirror an input path as a relative output path: no absolute root, no '..', portable names."""
+    parts = [p for p in re.split(r"[\\/]+", source) if p not in ("", ".", "..")]
+    parts = [safe_component(p) for p in parts] or ["_"]
+    parts[-1] = parts[-1] + suffix
+    return PurePosixPath(*parts)
+
+
+def output_path_inside(root: str | os.PathLike, relative: PurePosixPath) -> Path:
+    root = Path(root).resolve()
+    target = (root / relative).resolve()
+    if root != target and root not in target.parents:
+        raise ValueError(f"output path {relative} would leave the output folder {root}")
+    return target
+
+
+def per_frame_csv_path(csv_dir: str | os.PathLike, group: str, kind: str) -> Path:
+    """Per-frame CSV for a video (`<video path>.csv`) or a folder of images (`<folder>/images.csv`)."""
+    if kind == "video":
+        relative = safe_relative_path(group, ".csv")
+    else:
+        relative = safe_relative_path(group, "") / "images.csv" if group not in ("", ".") else PurePosixPath("images.csv")
+    return output_path_inside(csv_dir, relative)

@@ -1,0 +1,190 @@
+"""Wires the stages: a decode thread feeds frames through a bounded queue; detection, classification and
+tracking run in batches that span frames and files; each input is handed on as soon as it is finished."""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_batch.annotate import Annotator
+from fer_batch.classify import ExpressionClassifier
+from fer_batch.crops import crop_faces, thumbnail
+from fer_batch.detect.base import Detector
+from fer_batch.options import AnalyzeOptions
+from fer_batch.sources import InputFailure, InputFile, frames_of, open_video
+from fer_batch.track import IouTracker
+from fer_batch.types import Faces, Frame, FrameResult, InputError
+
+
+@dataclass
+class InputOutcome:
+    """Everything the pipeline learnt about one input."""
+
+    item: InputFile
+    results: list[FrameResult] = field(default_factory=list)
+    duration_s: float | None = None
+    error: InputError | None = None      # the input failed (its results may be partial)
+    problems: list[str] = field(default_factory=list)  # recoverable decode problems
+    thumbnails: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)  # track/face -> (score, image)
+
+
+_END = object()
+
+
+def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.Queue, stop: threading.Event) -> None:
+    for item in items:
+        if stop.is_set():
+            return
+        problems: list[str] = []
+        failure: InputFailure | None = None
+        duration = None
+        try:
+            if item.kind == "video":
+                cap, info = open_video(item.path)
+                cap.release()
+                duration = info.frame_count / info.fps if info.fps and info.frame_count else None
+            for frame in frames_of(item, options.fps, options.max_frames, problems):
+                while not stop.is_set():
+                    try:
+                        out.put(("frame", item, frame), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except InputFailure as exc:
+            failure = exc
+        except Exception as exc:  # a decoder crash on one file must not end the batch
+            failure = InputFailure("decode", f"decoding failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+        out.put(("end", item, (duration, problems, failure)))
+    out.put((_END, None, None))
+
+
+class Pipeline:
+    def __init__(self, detector: Detector, classifier: ExpressionClassifier, options: AnalyzeOptions,
+                 on_frames: Callable[[int], None] | None = None):
+        self.detector = detector
+        self.classifier = classifier
+        self.options = options
+        self.on_frames = on_frames or (lambda n: None)
+        self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
+
+    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
+        """Analyse `items`; `on_done` is called once per input, in input order, as soon as it is finished."""
+        frames_queue: queue.Queue = queue.Queue(maxsize=max(4, self.options.frame_batch * 3))
+        stop = threading.Event()
+        decoder = threading.Thread(target=_decode_all, args=(items, self.options, frames_queue, stop), daemon=True)
+        decoder.start()
+        outcomes: dict[str, InputOutcome] = {}
+        trackers: dict[str, IouTracker] = {}
+        ended: list[InputOutcome] = []
+        batch: list[tuple[InputOutcome, Frame]] = []
+        try:
+            while True:
+                kind, item, payload = frames_queue.get()
+                if kind is _END:
+                    break
+                outcome = outcomes.setdefault(item.source, InputOutcome(item))
+                if kind == "frame":
+                    batch.append((outcome, payload))
+                    if len(batch) >= self.options.frame_batch:
+                        self._process(batch, trackers)
+                        batch = []
+                else:
+                    duration, problems, failure = payload
+                    outcome.duration_s = duration
+                    outcome.problems.extend(problems)
+                    if failure is not None and outcome.error is None:
+                        outcome.error = InputError(item.source, failure.stage, failure.reason)
+                    ended.append(outcome)
+                    if frames_queue.empty() or len(ended) > 64:
+                        self._process(batch, trackers)
+                        batch = []
+                        self._finish(ended, outcomes, trackers, on_done)
+            self._process(batch, trackers)
+            self._finish(ended, outcomes, trackers, on_done)
+        finally:
+            stop.set()
+            if self.annotator:
+                self.annotator.close_all()
+            decoder.join(timeout=5)
+
+    def _finish(self, ended: list[InputOutcome], outcomes: dict, trackers: dict, on_done) -> None:
+        for outcome in ended:
+            if outcome.duration_s is None and outcome.item.kind == "video" and outcome.results:
+                outcome.duration_s = outcome.results[-1].time_s
+            if self.annotator:
+                self.annotator.close(outcome.item.source)
+            outcomes.pop(outcome.item.source, None)
+            trackers.pop(outcome.item.source, None)
+            on_done(outcome)
+        ended.clear()
+
+    def _process(self, batch: list[tuple[InputOutcome, Frame]], trackers: dict[str, IouTracker]) -> None:
+        if not batch:
+            return
+        live = [(o, f) for o, f in batch if o.error is None or o.error.stage == "decode"]
+        detections = self._detect([f for _, f in live], [o for o, _ in live])
+        crops, owners = [], []
+        for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
+            if faces is None:
+                continue
+            for crop in crop_faces(frame.image, faces.boxes, self.options.crop_margin):
+                crops.append(crop)
+                owners.append(i)
+        try:
+            probs = self.classifier.predict(crops)
+        except Exception as exc:
+            for outcome in {id(o): o for o, _ in live}.values():
+                outcome.error = outcome.error or InputError(outcome.item.source, "classify", f"classification failed ({type(exc).__name__})")
+            return
+        owners_arr = np.asarray(owners, dtype=np.int64)
+        for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
+            if faces is None:
+                continue
+            mine = np.flatnonzero(owners_arr == i)
+            faces.probs = probs[mine] if len(mine) else np.zeros((0, probs.shape[1] if probs.ndim == 2 else 7), np.float32)
+            if outcome.item.kind == "video":
+                tracker = trackers.setdefault(outcome.item.source, IouTracker())
+                faces.track_ids = tracker.update(faces.boxes, frame.time_s or 0.0)
+            else:
+                faces.track_ids = None
+            self._keep_thumbnails(outcome, frame, faces, [crops[j] for j in mine])
+            outcome.results.append(FrameResult(frame.source, frame.index, frame.time_s, faces))
+            if self.annotator:
+                self.annotator.add(outcome.item, frame, faces)
+        self.on_frames(len(batch))
+
+    def _detect(self, frames: list[Frame], outcomes: list[InputOutcome]) -> list[Faces | None]:
+        if not frames:
+            return []
+        try:
+            found = self.detector.detect([f.image for f in frames])
+        except Exception:
+            found = []
+            for frame, outcome in zip(frames, outcomes):  # isolate the frame that breaks the detector
+                try:
+                    found.append(self.detector.detect([frame.image])[0])
+                except Exception as exc:
+                    outcome.error = outcome.error or InputError(
+                        outcome.item.source, "detect", f"face detection failed on frame {frame.index} ({type(exc).__name__})")
+                    found.append(None)
+        return [_sorted_left_to_right(f) if f is not None else None for f in found]
+
+    def _keep_thumbnails(self, outcome: InputOutcome, frame: Frame, faces: Faces, crops: list[np.ndarray]) -> None:
+        keys = faces.track_ids if faces.track_ids is not None else range(len(faces))
+        for key, score, crop in zip(keys, faces.scores, crops):
+            key = int(key)
+            best = outcome.thumbnails.get(key)
+            if best is None or float(score) > best[0]:
+                outcome.thumbnails[key] = (float(score), thumbnail(crop))
+
+
+def _sorted_left_to_right(faces: Faces) -> Faces:
+    if len(faces) < 2:
+        return faces
+    order = np.lexsort((faces.boxes[:, 1], faces.boxes[:, 0]))
+    return faces.select(order)

@@ -1,0 +1,245 @@
+"""Inputs: walk files and folders, decode video frames (with sampling) and photos (EXIF orientation applied).
+
+Knows nothing about faces.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_batch.types import Frame, SkippedFile
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+class InputFailure(Exception):
+    """An input that cannot be read; the message is one sentence for errors.csv."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path      # where to read it
+    source: str     # as shown in outputs: the path given joined with the path inside a walked folder
+    kind: str       # "video" or "image"
+    group: str      # the per-frame CSV it belongs to: the video's source, or the folder of an image
+
+
+def kind_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    return None
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _make_input(path: Path, source: str) -> InputFile | SkippedFile:
+    kind = kind_of(path)
+    if kind is None:
+        return SkippedFile(source, "not a video or image file extension")
+    if path.is_symlink() and not path.exists():
+        return SkippedFile(source, "broken symbolic link")
+    group = source if kind == "video" else (os.path.dirname(source) or ".")
+    return InputFile(path, source, kind, group)
+
+
+def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False) -> tuple[list[InputFile], list[SkippedFile]]:
+    """Files and folders (walked recursively, in sorted order) -> media inputs and skipped files."""
+    inputs: list[InputFile] = []
+    skipped: list[SkippedFile] = []
+    seen: set[str] = set()
+
+    def add(item: InputFile | SkippedFile) -> None:
+        key = item.source if isinstance(item, SkippedFile) else str(item.path)
+        if key in seen:
+            return
+        seen.add(key)
+        (inputs if isinstance(item, InputFile) else skipped).append(item)
+
+    for given in paths:
+        given_str = os.fspath(given)
+        root = Path(given_str)
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if include_hidden or not _hidden(d))
+                for name in sorted(filenames):
+                    if not include_hidden and _hidden(name):
+                        continue
+                    full = Path(dirpath) / name
+                    source = os.path.join(given_str, os.path.relpath(full, root))
+                    add(_make_input(full, source))
+                for name in dirnames:
+                    full = Path(dirpath) / name
+                    if full.is_symlink():
+                        add(SkippedFile(os.path.join(given_str, os.path.relpath(full, root)),
+                                        "symbolic link to a folder, not followed"))
+        elif root.exists() or root.is_symlink():
+            add(_make_input(root, given_str))
+        else:
+            skipped.append(SkippedFile(given_str, "no such file or folder"))
+    return inputs, skipped
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A photo as BGR uint8 with its EXIF orientation applied (16-bit, gray, RGBA, paletted and CMYK are converted)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputFailure("decode", f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit")
+            img = ImageOps.exif_transpose(img)
+            array = _pil_to_bgr(img)
+    except InputFailure:
+        raise
+    except PermissionError:
+        raise InputFailure("read", "permission denied") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        array = None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputFailure("decode", f"image could not be decoded ({_one_line(exc)})") from None
+    if array is None:  # formats PIL does not know but OpenCV might
+        array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if array is None:
+            raise InputFailure("decode", "not a readable image (unknown format or corrupt data)")
+    return array
+
+
+def _pil_to_bgr(img) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        gray = (arr / top * 255.0).clip(0, 255).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        gray = (arr / max(arr.max(initial=0), 1e-9) * 255.0).clip(0, 255).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:4] / 255.0
+        rgb = rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)  # composite on white
+        return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2BGR)
+    return cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2BGR)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def image_frames(item: InputFile) -> Iterator[Frame]:
+    if not os.access(item.path, os.R_OK):
+        raise InputFailure("read", "permission denied")
+    if item.path.stat().st_size == 0:
+        raise InputFailure("read", "file is empty (0 bytes)")
+    yield Frame(item.source, 0, None, read_image(item.path))
+
+
+@dataclass
+class VideoInfo:
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
+    if not os.access(path, os.R_OK):
+        raise InputFailure("read", "permission denied")
+    if path.stat().st_size == 0:
+        raise InputFailure("read", "file is empty (0 bytes)")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputFailure("decode", "not a readable video (OpenCV could not open the container)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    info = VideoInfo(fps if fps and math.isfinite(fps) and fps > 0 else 0.0,
+                     int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                     int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+    return cap, info
+
+
+def video_frames(item: InputFile, fps: float | None = None, max_frames: int | None = None,
+                 problems: list[str] | None = None) -> Iterator[Frame]:
+    """Sampled frames of a video: with `fps`, the first frame at or after each multiple of 1/fps seconds; else every frame.
+
+    Skipped frames are grabbed, not decoded into images. Timestamps come from the container (exact for
+    variable frame rate). A broken stretch is stepped over: decoding goes on after it, and a note goes to `problems`.
+    """
+    cap, info = open_video(item.path)
+    try:
+        yield from _sample(cap, info, item.source, fps, max_frames, problems)
+    finally:
+        cap.release()
+
+
+def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | None, max_frames: int | None,
+            problems: list[str] | None) -> Iterator[Frame]:
+    step = 1.0 / fps if fps else 0.0
+    next_time = 0.0
+    index = -1
+    emitted = 0
+    failures_in_a_row = 0
+    max_failures = 25
+    last_time = -1.0
+    while max_frames is None or emitted < max_frames:
+        if not cap.grab():
+            index += 1
+            failures_in_a_row += 1
+            if info.frame_count and index < info.frame_count - 1 and failures_in_a_row < max_failures:
+                continue
+            break
+        index += 1
+        if failures_in_a_row and problems is not None and index < info.frame_count:
+            problems.append(f"{failures_in_a_row} undecodable frame(s) before frame {index}")
+        failures_in_a_row = 0
+        time_s = _frame_time(cap, index, info.fps, last_time)
+        last_time = time_s
+        if step and time_s + 1e-6 < next_time:
+            continue
+        ok, image = cap.retrieve()
+        if not ok or image is None:
+            if problems is not None:
+                problems.append(f"frame {index} could not be decoded")
+            continue
+        if step:
+            next_time = (math.floor(time_s / step + 1e-6) + 1) * step
+        emitted += 1
+        yield Frame(source, index, round(time_s, 6), image)
+    if emitted == 0 and (max_frames is None or max_frames > 0):
+        raise InputFailure("decode", "the video opened but no frame could be decoded")
+
+
+def _frame_time(cap: cv2.VideoCapture, index: int, fps: float, last_time: float) -> float:
+    msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+    if msec is not None and math.isfinite(msec) and (msec > 0 or index == 0) and msec / 1000.0 > last_time:
+        return msec / 1000.0
+    if fps > 0:
+        return max(index / fps, last_time + 1e-6)
+    return max(last_time + 1e-6, 0.0)
+
+
+def frames_of(item: InputFile, fps: float | None = None, max_frames: int | None = None,
+              problems: list[str] | None = None) -> Iterator[Frame]:
+    if item.kind == "video":
+        return video_frames(item, fps, max_frames, problems)
+    return image_frames(item)

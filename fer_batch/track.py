@@ -1,0 +1,86 @@
+"""Track faces across the sampled frames of one video: greedy matching on box overlap, with centre distance as a fallback."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every box of `a` (n, 4) and `b` (m, 4), boxes as x1, y1, x2, y2."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance between box centres, in units of the mean box size of the pair."""
+    ca = (a[:, None, :2] + a[:, None, 2:]) / 2
+    cb = (b[None, :, :2] + b[None, :, 2:]) / 2
+    size_a = np.sqrt((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))
+    size_b = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+    scale = np.maximum((size_a[:, None] + size_b[None, :]) / 2, 1e-6)
+    return np.linalg.norm(ca - cb, axis=2) / scale
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: np.ndarray
+    velocity: np.ndarray
+    last_time: float
+
+
+@dataclass
+class IouTracker:
+    """Assigns a track id (1, 2, ...) to each face of successive frames of one video.
+
+    A face continues a track when its box overlaps the track's predicted box (IoU >= `min_iou`) or, for fast
+    motion at low sampling rates, when the centres are within `max_centre_distance` box sizes. Tracks unseen
+    for more than `max_gap_s` seconds end; a face that returns later gets a new id.
+    """
+
+    min_iou: float = 0.3
+    max_centre_distance: float = 0.6
+    max_gap_s: float = 1.0
+    _tracks: list[_Track] = field(default_factory=list)
+    _next_id: int = 1
+
+    def update(self, boxes: np.ndarray, time_s: float) -> np.ndarray:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        self._tracks = [t for t in self._tracks if time_s - t.last_time <= self.max_gap_s + 1e-9]
+        ids = np.zeros(len(boxes), np.int64)
+        unmatched = set(range(len(boxes)))
+        if self._tracks and len(boxes):
+            predicted = np.stack([t.box + t.velocity * (time_s - t.last_time) for t in self._tracks])
+            iou = iou_matrix(predicted, boxes)
+            dist = _centre_distance(predicted, boxes)
+            # IoU first, then centre distance; higher score = better match
+            score = np.where(iou >= self.min_iou, 1.0 + iou, np.where(dist <= self.max_centre_distance, 1.0 - dist, -1.0))
+            free_tracks = set(range(len(self._tracks)))
+            for flat in np.argsort(-score, axis=None, kind="stable"):
+                ti, bi = divmod(int(flat), len(boxes))
+                if score[ti, bi] < 0:
+                    break
+                if ti in free_tracks and bi in unmatched:
+                    track = self._tracks[ti]
+                    dt = time_s - track.last_time
+                    if dt > 0:
+                        track.velocity = 0.5 * track.velocity + 0.5 * (boxes[bi] - track.box) / dt
+                    track.box, track.last_time = boxes[bi], time_s
+                    ids[bi] = track.track_id
+                    free_tracks.discard(ti)
+                    unmatched.discard(bi)
+        for bi in sorted(unmatched):
+            self._tracks.append(_Track(self._next_id, boxes[bi], np.zeros(4), time_s))
+            ids[bi] = self._next_id
+            self._next_id += 1
+        return ids

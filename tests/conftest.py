@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FER_BATCH_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the clone; tests that need it skip when it is absent (a user's clone)."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip("../shared is absent; this test needs the project's shared data")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr():
+    """A real face photo that scikit-image ships (512x512 RGB), as BGR."""
+    import cv2
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)

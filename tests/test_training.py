@@ -1,0 +1,345 @@
+"""training/: dataset loaders, the shared preprocess, a short training run, evaluation, the shipped model, safe mode."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_batch.classify import SHIPPED_MODEL, ModelLoadError, load_model
+from fer_batch.labels import LABELS, NUM_CLASSES
+from fer_batch.preprocess import preprocess
+from training import evaluate as evaluation
+from training.datasets import load_expw, load_faces, load_fer2013_csv, load_folders, read_expw_labels
+
+shipped_model_missing = pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason=f"{SHIPPED_MODEL} is not there yet")
+
+
+def _face_like(label: int, rng: np.random.Generator, side: int = 24) -> np.ndarray:
+    """A small gray image whose brightness depends on the class, so a network has something to pick up."""
+    base = 30 + 30 * label
+    return np.clip(rng.normal(base, 12, (side, side)), 0, 255).astype(np.uint8)
+
+
+def _write_class_folders(root: Path, per_class: int, seed: int, folder_names=LABELS) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    written = {}
+    for label, folder in enumerate(folder_names):
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            img = _face_like(label, rng)
+            cv2.imwrite(str(root / folder / f"{i:03d}.png"), img)
+            written[f"{folder}/{i:03d}.png"] = img
+    return written
+
+
+# --- loaders -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder_names", [LABELS, tuple(str(i) for i in range(NUM_CLASSES)),
+                                          tuple(name.capitalize() for name in LABELS)],
+                         ids=["by-name", "by-digit", "capitalised"])
+def test_load_folders_reads_every_class_folder(tmp_path, folder_names):
+    written = _write_class_folders(tmp_path, per_class=3, seed=1, folder_names=folder_names)
+    (tmp_path / folder_names[0] / "notes.txt").write_text("not an image")
+    (tmp_path / "unrelated").mkdir()
+    cv2.imwrite(str(tmp_path / "unrelated" / "x.png"), np.zeros((8, 8), np.uint8))
+    (tmp_path / "7").mkdir()
+    cv2.imwrite(str(tmp_path / "7" / "x.png"), np.zeros((8, 8), np.uint8))
+
+    faces = load_folders(tmp_path)
+
+    assert len(faces.images) == len(faces.labels) == len(faces.names) == 3 * NUM_CLASSES
+    for name, img, label in zip(faces.names, faces.images, faces.labels):
+        folder = name.split("/")[0]
+        assert label == folder_names.index(folder)
+        np.testing.assert_array_equal(img, written[name])
+    assert np.bincount(faces.labels, minlength=NUM_CLASSES).tolist() == [3] * NUM_CLASSES
+
+
+def test_load_folders_without_class_folders_says_so(tmp_path):
+    (tmp_path / "cats").mkdir()
+    with pytest.raises(ValueError, match="no subfolders named after the classes"):
+        load_folders(tmp_path)
+
+
+def test_load_fer2013_csv_keeps_the_asked_usage(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [(label, rng.integers(0, 256, (48, 48), dtype=np.uint8), usage)
+            for usage, n in (("Training", 5), ("PublicTest", 3), ("PrivateTest", 4))
+            for label in rng.integers(0, NUM_CLASSES, n)]
+    path = tmp_path / "fer2013.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        for label, img, usage in rows:
+            writer.writerow([int(label), " ".join(str(v) for v in img.ravel()), usage])
+
+    everything = load_fer2013_csv(path)
+    private = load_fer2013_csv(path, usage="PrivateTest")
+
+    assert len(everything.images) == 12
+    expected = [(label, img) for label, img, usage in rows if usage == "PrivateTest"]
+    assert private.labels.tolist() == [int(label) for label, _ in expected]
+    for got, (_, want) in zip(private.images, expected):
+        assert got.shape == (48, 48)
+        np.testing.assert_array_equal(got, want)
+    assert len(load_faces(path, "fer2013-csv", usage="PublicTest").images) == 3
+
+
+def test_load_fer2013_csv_rejects_non_square_pixels(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("emotion,pixels,Usage\n3," + " ".join(["1"] * 10) + ",Training\n")
+    with pytest.raises(ValueError, match="square"):
+        load_fer2013_csv(path)
+
+
+@pytest.fixture()
+def expw_root(tmp_path) -> tuple[Path, np.ndarray]:
+    """An ExpW-style root with one 120x200 scene: a textured, bright non-square face box and a dark background."""
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 40, (120, 200, 3), dtype=np.uint8)
+    top, left, right, bottom = 20, 50, 130, 60   # rows 20..60, columns 50..130: 40 x 80
+    region = np.add.outer(np.arange(bottom - top), np.arange(right - left)) % 50 + 200
+    scene[top:bottom, left:right] = region[:, :, None].astype(np.uint8)
+    (tmp_path / "image").mkdir()
+    cv2.imwrite(str(tmp_path / "image" / "scene.png"), scene)
+    (tmp_path / "label.lst").write_text(
+        f"scene.png 0 {top} {left} {right} {bottom} 87.5 3\n"
+        "scene.png 1 70 10 40 110 12.0 0\n"      # rows 70..110, columns 10..40, low confidence
+        "missing.png 0 0 0 10 10 99.0 5\n"       # the image does not exist: skipped
+        "a malformed line\n")
+    return tmp_path, scene
+
+
+def test_load_expw_crops_rows_top_to_bottom_and_columns_left_to_right(expw_root):
+    root, scene = expw_root
+    faces = load_expw(root)
+
+    assert faces.names == ["scene.png#0", "scene.png#1"]
+    assert faces.labels.tolist() == [3, 0]
+    assert faces.images[0].shape == (40, 80, 3)
+    np.testing.assert_array_equal(faces.images[0], scene[20:60, 50:130])
+    np.testing.assert_array_equal(faces.images[1], scene[70:110, 10:40])
+    assert faces.images[0].min() >= 200     # the bright box, not the dark background a row/column swap would give
+
+
+def test_expw_min_confidence_drops_weak_boxes(expw_root):
+    root, scene = expw_root
+    faces = load_faces(root, "expw", min_confidence=50.0)
+    assert faces.names == ["scene.png#0"]
+    np.testing.assert_array_equal(faces.images[0], scene[20:60, 50:130])
+    rows = read_expw_labels(root / "label.lst", min_confidence=50.0)
+    assert [(name, box, label) for name, _, box, _, label in rows] == [
+        ("scene.png", (50, 20, 130, 60), 3), ("missing.png", (0, 0, 10, 10), 5)]
+
+
+def test_load_faces_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="unknown format"):
+        load_faces(tmp_path, "coco")
+
+
+# --- preprocess ----------------------------------------------------------------------------------------------
+
+
+def test_preprocess_accepts_any_size_depth_and_channel_count():
+    rng = np.random.default_rng(4)
+    crops = [
+        rng.integers(0, 256, (30, 41), dtype=np.uint8),              # gray, small, not square
+        rng.integers(0, 256, (300, 170, 3), dtype=np.uint8),         # BGR, large
+        rng.integers(0, 256, (64, 64, 4), dtype=np.uint8),           # BGRA
+        rng.integers(0, 65536, (50, 50), dtype=np.uint16),           # 16-bit gray
+        rng.integers(0, 65536, (20, 90, 3), dtype=np.uint16),        # 16-bit colour
+        rng.integers(0, 256, (48, 48, 1), dtype=np.uint8),           # HxWx1
+        rng.random((10, 10)).astype(np.float32),                     # float in [0, 1]
+        np.ones((1, 1), np.uint8),                                   # one pixel
+    ]
+    batch = preprocess(crops)
+    assert batch.shape == (len(crops), 48, 48, 1)
+    assert batch.dtype == np.float32
+    assert batch.min() >= 0.0 and batch.max() <= 1.0
+    assert batch[0].std() > 0.05 and batch[3].std() > 0.05      # content survives, not flattened to a constant
+
+
+def test_preprocess_maps_intensities_to_unit_range():
+    white16 = np.full((40, 40), 65535, np.uint16)
+    mid8 = np.full((40, 40), 128, np.uint8)
+    blue = np.zeros((40, 40, 3), np.uint8)
+    blue[:, :, 0] = 255                                           # BGR: pure blue
+    opaque_gray = np.full((40, 40, 4), 100, np.uint8)
+    batch = preprocess([white16, mid8, blue, opaque_gray])
+    np.testing.assert_allclose(batch[0], 1.0)
+    np.testing.assert_allclose(batch[1], 128 / 255)
+    np.testing.assert_allclose(batch[2], round(0.114 * 255) / 255, atol=1 / 255)   # blue weighs 0.114 in BGR->gray
+    np.testing.assert_allclose(batch[3], 100 / 255)
+
+
+def test_preprocess_to_colour_input_and_empty_crop():
+    batch = preprocess([np.zeros((30, 30), np.uint8)], size=(64, 64), channels=3)
+    assert batch.shape == (1, 64, 64, 3)
+    with pytest.raises(ValueError, match="empty"):
+        preprocess([np.zeros((0, 5), np.uint8)])
+
+
+# --- training, resuming, evaluating --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """One epoch of vgg_tiny on 7 x 20 generated faces, validated on a separate 7 x 4 set."""
+    from training.train import main as train_main
+
+    root = tmp_path_factory.mktemp("train")
+    _write_class_folders(root / "train", per_class=20, seed=5)
+    _write_class_folders(root / "val", per_class=4, seed=6)
+    out, ckpt = root / "model.keras", root / "model.ckpt"
+    code = train_main(["--data", str(root / "train"), "--val-data", str(root / "val"), "--arch", "vgg_tiny",
+                       "--epochs", "1", "--batch-size", "16", "--out", str(out), "--checkpoint-dir", str(ckpt)])
+    assert code == 0
+    return {"root": root, "model": out, "checkpoint": ckpt, "val": root / "val"}
+
+
+def _assert_distributions(probs: np.ndarray, n: int) -> None:
+    assert probs.shape == (n, NUM_CLASSES)
+    assert np.isfinite(probs).all() and (probs >= 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_one_epoch_writes_a_model_the_tool_loads(trained, astronaut_bgr):
+    state = json.loads((trained["checkpoint"] / "state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    classifier = load_model(trained["model"], batch_size=8)
+    crops = [astronaut_bgr[55:180, 170:290], astronaut_bgr, np.zeros((10, 30), np.uint8)] * 4   # 12: pads a batch
+    _assert_distributions(classifier.predict(crops), len(crops))
+
+
+def test_resume_continues_to_the_next_epoch(trained, tmp_path):
+    from training.train import main as train_main
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained["checkpoint"], ckpt)
+    out = tmp_path / "model.keras"
+    code = train_main(["--data", str(trained["root"] / "train"), "--val-data", str(trained["val"]),
+                       "--arch", "vgg_tiny", "--epochs", "2", "--batch-size", "16", "--out", str(out),
+                       "--checkpoint-dir", str(ckpt), "--resume"])
+    assert code == 0
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 2
+    assert [row["epoch"] for row in state["history"]] == [1, 2]
+
+
+def test_resume_without_checkpoint_fails_cleanly(tmp_path):
+    from training.train import main as train_main
+
+    code = train_main(["--data", str(tmp_path), "--val-data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
+                       "--resume"])
+    assert code == 2
+
+
+def test_metrics_match_a_hand_computed_example():
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    cm = evaluation.confusion_matrix(y_true, y_pred)
+    assert cm.shape == (NUM_CLASSES, NUM_CLASSES)
+    assert cm[:3, :3].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    result = evaluation.metrics_from_confusion(cm)
+    assert result["accuracy"] == pytest.approx(3 / 5)
+    angry, disgust, fear = (result["per_class"][label] for label in LABELS[:3])
+    assert (angry["precision"], angry["recall"], angry["f1"]) == pytest.approx((0.5, 0.5, 0.5))
+    assert (disgust["precision"], disgust["recall"], disgust["f1"]) == pytest.approx((2 / 3, 1.0, 0.8))
+    assert fear["precision"] is None and fear["recall"] == 0.0 and fear["f1"] == 0.0
+    assert result["per_class"]["happy"] == {"support": 0, "predicted": 0, "precision": None, "recall": None, "f1": None}
+    assert result["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)   # classes absent from both are left out
+
+
+def test_select_subset_is_seeded_and_without_repeats():
+    a = evaluation.select_subset(1000, 700, seed=3)
+    assert len(a) == len(set(a.tolist())) == 700
+    np.testing.assert_array_equal(a, evaluation.select_subset(1000, 700, seed=3))
+    assert not np.array_equal(a, evaluation.select_subset(1000, 700, seed=4))
+    np.testing.assert_array_equal(evaluation.select_subset(5, 700, seed=3), np.arange(5))
+
+
+def test_evaluate_on_a_generated_set(trained):
+    classifier = load_model(trained["model"], batch_size=16)
+    faces = load_folders(trained["val"])
+    result = evaluation.evaluate(classifier, faces.images, faces.labels)
+
+    for key in ("n", "accuracy", "macro_f1", "per_class", "labels", "confusion_matrix", "crops_per_second"):
+        assert key in result
+    cm = np.asarray(result["confusion_matrix"])
+    n = len(faces.labels)
+    assert result["n"] == n == cm.sum() == 4 * NUM_CLASSES
+    assert cm.sum(axis=1).tolist() == [4] * NUM_CLASSES
+    assert result["accuracy"] == pytest.approx(np.trace(cm) / n)
+    assert result["labels"] == list(LABELS)
+    for label in LABELS:
+        assert set(result["per_class"][label]) == {"support", "predicted", "precision", "recall", "f1"}
+    assert result["crops_per_second"] > 0
+
+
+def test_evaluate_command_writes_three_reports(trained, tmp_path):
+    out_dir = tmp_path / "reports"
+    argv = ["--model", str(trained["model"]), "--data", str(trained["val"]), "--format", "folders",
+            "--limit", "10", "--subset-seed", "1", "--batch-size", "8", "--out-dir", str(out_dir)]
+    assert evaluation.main(argv) == 0
+
+    name = "model-val"
+    report = json.loads((out_dir / f"eval-{name}.json").read_text())
+    assert report["n"] == 10 and report["n_available"] == 4 * NUM_CLASSES
+    assert np.asarray(report["confusion_matrix"]).sum() == 10
+    markdown = (out_dir / f"eval-{name}.md").read_text()
+    assert "python training/evaluate.py --model" in markdown and "--limit 10" in markdown
+    assert "| angry |" in markdown
+    page = (out_dir / f"eval-{name}-confusion.html").read_text()
+    assert "Plotly.newPlot" in page and len(page) > 1_000_000                  # plotly.js inlined ...
+    assert re.search(r"<script[^>]*\bsrc=", page) is None                       # ... and nothing fetched
+
+
+def test_evaluate_command_reports_a_bad_model(tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip archive")
+    assert evaluation.main(["--model", str(bad), "--data", str(tmp_path), "--out-dir", str(tmp_path)]) == 2
+    assert "could not be loaded" in capsys.readouterr().err
+
+
+# --- the shipped model ---------------------------------------------------------------------------------------
+
+
+@shipped_model_missing
+def test_shipped_model_gives_distributions_for_a_real_face(astronaut_bgr):
+    classifier = load_model()
+    face = astronaut_bgr[55:180, 170:290]
+    crops = [face, cv2.flip(face, 1), cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), cv2.resize(face, (48, 48))]
+    _assert_distributions(classifier.predict(crops), len(crops))
+
+
+@shipped_model_missing
+def test_shipped_model_accuracy_on_fer2013_val(shared_dir):
+    faces = load_folders(shared_dir / "data" / "fer2013" / "val")
+    keep = evaluation.select_subset(len(faces.images), 700, seed=0)
+    result = evaluation.evaluate(load_model(batch_size=256), [faces.images[i] for i in keep], faces.labels[keep])
+    assert result["n"] == 700
+    assert result["accuracy"] >= 0.64, f"accuracy {result['accuracy']:.4f} on 700 FER2013 val faces"
+
+
+# --- safe mode -----------------------------------------------------------------------------------------------
+
+
+def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+
+    with pytest.raises(ModelLoadError, match="safe mode"):
+        load_model(path)

@@ -1,0 +1,28 @@
+"""Batch augmentation for 2-D face crops, done with cheap whole-batch TensorFlow ops."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random flip, scale/shift (random box resized back), brightness and contrast jitter.
+
+    `seed` is a shape-(2,) int tensor; the same seed gives the same augmentation.
+    """
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    flip = tf.random.stateless_uniform([n, 1, 1, 1], seeds[0]) < 0.5
+    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    scale = tf.random.stateless_uniform([n], seeds[1], 0.8, 1.05)
+    aspect = tf.random.stateless_uniform([n], seeds[2], 0.9, 1.1)
+    box_h, box_w = scale * aspect, scale / aspect
+    centre = tf.random.stateless_uniform([n, 2], seeds[3], 0.42, 0.58)
+    boxes = tf.stack([centre[:, 0] - box_h / 2, centre[:, 1] - box_w / 2,
+                      centre[:, 0] + box_h / 2, centre[:, 1] + box_w / 2], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(n), [height, width], extrapolation_value=0.0)
+    brightness = tf.random.stateless_uniform([n, 1, 1, 1], seeds[4], -0.15, 0.15)
+    contrast = tf.random.stateless_uniform([n, 1, 1, 1], seeds[5], 0.75, 1.25)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * contrast + mean + brightness
+    return tf.clip_by_value(images, 0.0, 1.0)

@@ -1,0 +1,166 @@
+"""Train an expression classifier.
+
+python training/train.py --data ../shared/data/fer2013/train --val-data ../shared/data/fer2013/val \
+    --arch vgg_small --epochs 30 --out fer_batch/assets/model.keras
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from training.datasets import FORMATS, load_dataset  # noqa: E402
+from training.models import ARCHITECTURES, DEFAULT_ARCH  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="training data (folder, CSV or ExpW root); repeat with --extra-data to mix")
+    p.add_argument("--format", default="folders", choices=FORMATS)
+    p.add_argument("--usage", default=None, help="fer2013-csv: keep one Usage (e.g. Training)")
+    p.add_argument("--extra-data", action="append", default=[], metavar="PATH:FORMAT",
+                   help="more training data, e.g. crops/:folders (repeatable)")
+    p.add_argument("--val-data", required=True, help="validation data, given explicitly (never carved from a test set)")
+    p.add_argument("--val-format", default=None, choices=FORMATS, help="defaults to --format")
+    p.add_argument("--val-usage", default=None, help="fer2013-csv: Usage for validation (e.g. PublicTest)")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="expw: minimum box confidence")
+    p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, cosine decay)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--class-weight", default="sqrt", choices=("none", "sqrt", "balanced"),
+                   help="class-imbalance handling: none, sqrt of inverse frequency, or inverse frequency")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a better val accuracy (0: never)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
+    p.add_argument("--checkpoint-dir", default=None, help="last-epoch checkpoint and history (default: OUT.ckpt/)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    return p.parse_args(argv)
+
+
+def class_weights(labels: np.ndarray, mode: str, num_classes: int) -> np.ndarray:
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    if mode == "none":
+        return np.ones(num_classes)
+    freq = np.where(counts > 0, counts, 1.0) / counts.sum()
+    weights = 1.0 / (num_classes * freq)
+    if mode == "sqrt":
+        weights = np.sqrt(weights)
+    weights = np.where(counts > 0, weights, 0.0)
+    return weights / (weights * counts).sum() * counts.sum()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    from fer_batch.labels import LABELS, NUM_CLASSES
+    from training.augment import augment_batch
+    from training.models import build
+
+    keras.utils.set_random_seed(args.seed)
+    out = Path(args.out)
+    ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_suffix(".ckpt")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last_path, state_path = ckpt_dir / "last.keras", ckpt_dir / "state.json"
+
+    state = {"epoch": 0, "best_val_accuracy": -1.0, "history": []}
+    if args.resume:
+        if not last_path.exists():
+            print(f"--resume: no checkpoint at {last_path}", file=sys.stderr)
+            return 2
+        model = keras.models.load_model(last_path, safe_mode=True)
+        state = json.loads(state_path.read_text())
+        print(f"resuming after epoch {state['epoch']} (best val accuracy {state['best_val_accuracy']:.4f})")
+    else:
+        model = build(args.arch)
+    size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
+
+    t0 = time.time()
+    train = load_dataset(args.data, args.format, size, channels, args.usage, args.min_confidence)
+    xs, ys = [train.x], [train.y]
+    for spec in args.extra_data:
+        path, _, fmt = spec.rpartition(":")
+        extra = load_dataset(path, fmt, size, channels, None, args.min_confidence)
+        xs.append(extra.x)
+        ys.append(extra.y)
+    x_train, y_train = np.concatenate(xs), np.concatenate(ys)
+    val = load_dataset(args.val_data, args.val_format or args.format, size, channels, args.val_usage, args.min_confidence)
+    print(f"loaded {len(y_train)} training and {len(val.y)} validation faces in {time.time() - t0:.0f}s; "
+          f"train counts {dict(zip(LABELS, np.bincount(y_train, minlength=NUM_CLASSES).tolist()))}")
+
+    weights = class_weights(y_train, args.class_weight, NUM_CLASSES).astype(np.float32)
+    steps_per_epoch = int(np.ceil(len(y_train) / args.batch_size))
+    if not args.resume:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            args.lr * 0.1, decay_steps=steps_per_epoch * args.epochs, warmup_target=args.lr,
+            warmup_steps=steps_per_epoch)
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+                      metrics=["accuracy"])
+
+    def train_epoch(epoch: int) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        ds = ds.shuffle(len(y_train), seed=args.seed + epoch).batch(args.batch_size)
+        ds = ds.enumerate().map(lambda i, xy: _prepare(i, xy, epoch), num_parallel_calls=1)
+        return ds.prefetch(2)
+
+    def _prepare(i, xy, epoch):
+        x, y = xy
+        if not args.no_augment:
+            x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]))
+        return x, tf.one_hot(y, NUM_CLASSES), tf.gather(weights, y)
+
+    val_ds = tf.data.Dataset.from_tensor_slices((val.x, tf.one_hot(val.y, NUM_CLASSES))).batch(256)
+    patience_left = args.patience
+    for epoch in range(state["epoch"], args.epochs):
+        t = time.time()
+        hist = model.fit(train_epoch(epoch), epochs=1, verbose=0)
+        val_loss, val_acc = model.evaluate(val_ds, verbose=0)
+        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][0]), "accuracy": float(hist.history["accuracy"][0]),
+               "val_loss": float(val_loss), "val_accuracy": float(val_acc), "seconds": round(time.time() - t, 1)}
+        state["history"].append(row)
+        improved = val_acc > state["best_val_accuracy"]
+        if improved:
+            state["best_val_accuracy"] = float(val_acc)
+            state["best_epoch"] = epoch + 1
+            _atomic_save(model, out)
+            patience_left = args.patience
+        else:
+            patience_left -= 1
+        state["epoch"] = epoch + 1
+        state["args"] = vars(args)
+        _atomic_save(model, last_path)
+        _atomic_write(state_path, json.dumps(state, indent=1))
+        print(f"epoch {epoch + 1}/{args.epochs} loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
+              f"val_loss {val_loss:.4f} val_acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.0f}s)", flush=True)
+        if args.patience and patience_left <= 0:
+            print(f"early stop: no better val accuracy for {args.patience} epochs")
+            break
+    print(f"best val accuracy {state['best_val_accuracy']:.4f} at epoch {state.get('best_epoch')}; model in {out}")
+    return 0
+
+
+def _atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
