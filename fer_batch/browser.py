@@ -65,6 +65,7 @@ class HeadlessChromium:
     # -- process and transport -------------------------------------------------------------
     def __enter__(self) -> "HeadlessChromium":
         self._profile = tempfile.TemporaryDirectory(prefix="fer-batch-chromium-")
+        self._stderr = tempfile.TemporaryFile()
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
@@ -80,7 +81,7 @@ class HeadlessChromium:
                 f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}",
                 "about:blank"]
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
             preexec_fn=wire_pipes, close_fds=False,
         )
         os.close(to_browser_r)
@@ -112,6 +113,7 @@ class HeadlessChromium:
                     os.close(fd)
                 except OSError:
                     pass
+            self._stderr.close()
             self._profile.cleanup()
 
     def _read_messages(self) -> None:
@@ -147,7 +149,9 @@ class HeadlessChromium:
         except queue.Empty:
             raise BrowserError("timed out waiting for Chromium") from None
         if message.get("method") == "__closed__":
-            raise BrowserError("Chromium closed the DevTools pipe")
+            self._stderr.seek(0)
+            said = self._stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            raise BrowserError("Chromium closed the DevTools pipe; its last words: " + " | ".join(said))
         self._record(message)
         return message
 

@@ -16,8 +16,8 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """Return `image` (gray HxW, HxWx1, BGR HxWx3 or BGRA HxWx4, any dtype) with 1 or 3 channels, uint8."""
     img = np.asarray(image)
     if img.dtype != np.uint8:
-        if np.issubdtype(img.dtype, np.integer) and img.max(initial=0) > 255:
-            img = (img.astype(np.float32) / 257.0).clip(0, 255).astype(np.uint8)
+        if img.dtype == np.uint16:
+            img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
         elif np.issubdtype(img.dtype, np.floating) and img.max(initial=0) <= 1.0:
             img = (img * 255.0).clip(0, 255).astype(np.uint8)
         else:

@@ -67,7 +67,7 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
     seen: set[str] = set()
 
     def add(item: InputFile | SkippedFile) -> None:
-        key = item.source if isinstance(item, SkippedFile) else str(item.path)
+        key = item.path if isinstance(item, SkippedFile) else str(item.path)
         if key in seen:
             return
         seen.add(key)

@@ -265,6 +265,14 @@ def test_select_subset_is_seeded_and_without_repeats():
     np.testing.assert_array_equal(evaluation.select_subset(5, 700, seed=3), np.arange(5))
 
 
+def test_default_report_name_comes_from_model_and_data(tmp_path):
+    csv_path = tmp_path / "fer2013.csv"
+    csv_path.write_text("emotion,pixels,Usage\n")
+    assert evaluation.default_name("runs/vgg_small.keras", tmp_path / "val") == "vgg_small-val"
+    assert evaluation.default_name("m.keras", csv_path, usage="PrivateTest") == "m-fer2013-PrivateTest"
+    assert evaluation.safe_name("../a b/c") == "_a_b_c"
+
+
 def test_evaluate_on_a_generated_set(trained):
     classifier = load_model(trained["model"], batch_size=16)
     faces = load_folders(trained["val"])
@@ -343,3 +351,4 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
 
     with pytest.raises(ModelLoadError, match="safe mode"):
         load_model(path)
+

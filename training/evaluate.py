@@ -59,7 +59,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 
         raise ValueError(f"{y_true.shape[0]} labels but {y_pred.shape[0]} predictions")
     if y_true.size and (min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= num_classes):
         raise ValueError(f"class ids must lie in 0..{num_classes - 1}")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -182,7 +183,8 @@ def confusion_figure(result: dict):
     counts = np.asarray(result["confusion_matrix"], np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     percent = np.divide(counts * 100.0, rows, out=np.zeros_like(counts), where=rows > 0)
-    text = [[f"{int(c)}<br>{p:.1f}%" for c, p in zip(count_row, pct_row)] for count_row, pct_row in zip(counts, percent)]
+    text = [[f"{int(c)}<br>{p:.1f}%" for c, p in zip(count_row, pct_row)]
+            for count_row, pct_row in zip(counts, percent)]
     fig = go.Figure(go.Heatmap(
         z=percent, x=labels, y=labels, text=text, texttemplate="%{text}", customdata=counts,
         colorscale="Blues", zmin=0, zmax=100, colorbar={"title": "% of true class"},

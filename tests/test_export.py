@@ -1,0 +1,50 @@
+import pandas as pd
+import pytest
+
+from fer_batch.export import (atomic_write_text, csv_text, neutralise_formula, output_path_inside,
+                              per_frame_csv_path, safe_relative_path)
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+cmd", "-2", "@SUM(A1)", "=HYPERLINK(\"x\")"])
+def test_formula_cells_are_neutralised(cell):
+    assert neutralise_formula(cell) == "'" + cell
+
+
+def test_plain_cells_and_numbers_are_kept():
+    assert neutralise_formula("videos/a.mp4") == "videos/a.mp4"
+    assert neutralise_formula(-3) == -3
+
+
+def test_csv_text_neutralises_names_but_not_numbers():
+    df = pd.DataFrame({"source": ["=cmd|' /C calc'!A0.mp4"], "x": [-5]})
+    text = csv_text(df)
+    assert "'=cmd" in text
+    assert ",-5" in text
+
+
+@pytest.mark.parametrize("source", ["../../etc/passwd", "/abs/path/v.mp4", "a/../../b.mp4", "..\\..\\x.mp4", "\n.mp4", ".."])
+def test_output_paths_never_leave_the_output_folder(tmp_path, source):
+    out = tmp_path / "out"
+    path = per_frame_csv_path(out, source, "video")
+    assert out.resolve() in path.parents
+    img = per_frame_csv_path(out, source, "image")
+    assert out.resolve() in img.parents
+
+
+def test_mirrored_path_keeps_the_tree():
+    assert str(safe_relative_path("videos/day 1/clip.mp4", ".csv")) == "videos/day 1/clip.mp4.csv"
+
+
+def test_output_path_inside_refuses_escape(tmp_path):
+    from pathlib import PurePosixPath
+
+    with pytest.raises(ValueError):
+        output_path_inside(tmp_path, PurePosixPath("..") / "x")
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "a" / "b.csv"
+    atomic_write_text(target, "x\n")
+    atomic_write_text(target, "y\n")
+    assert target.read_text() == "y\n"
+    assert [p.name for p in target.parent.iterdir()] == ["b.csv"]

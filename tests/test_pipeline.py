@@ -1,0 +1,164 @@
+"""End to end through the real detector and the shipped model, on inputs generated here."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.aggregate import FRAME_COLUMNS, SUMMARY_COLUMNS
+from fer_batch.labels import LABELS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def face_clip(path, face, seconds=2.0, fps=10.0, gap=None, size=(480, 270)):
+    """A clip with the face moving left to right; no face during `gap` = (start_s, end_s)."""
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    n = int(seconds * fps)
+    for i in range(n):
+        t = i / fps
+        frame = np.full((height, width, 3), 230, np.uint8)
+        if gap is None or not gap[0] <= t < gap[1]:
+            side = 180
+            x = 20 + int((width - side - 40) * i / max(1, n - 1))
+            frame[40:40 + side, x:x + side] = cv2.resize(face, (side, side))
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def face(astronaut_bgr):
+    return astronaut_bgr[0:300, 100:400].copy()
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, face, astronaut_bgr):
+    root = tmp_path_factory.mktemp("inputs")
+    (root / "videos").mkdir()
+    (root / "photos" / "group").mkdir(parents=True)
+    face_clip(root / "videos" / "moving.mp4", face, seconds=3.0, gap=(1.0, 2.0))
+    blank = cv2.VideoWriter(str(root / "videos" / "blank.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for _ in range(10):
+        blank.write(np.full((240, 320, 3), 128, np.uint8))
+    blank.release()
+    cv2.imwrite(str(root / "photos" / "astronaut.jpg"), astronaut_bgr)
+    two = np.full((400, 800, 3), 240, np.uint8)
+    two[50:350, 50:350] = face
+    two[50:350, 450:750] = cv2.flip(face, 1)
+    cv2.imwrite(str(root / "photos" / "group" / "two.png"), two)
+    cv2.imwrite(str(root / "photos" / "empty.png"), np.full((200, 200, 3), 90, np.uint8))
+    (root / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("not media")
+    return root
+
+
+@pytest.fixture(scope="module")
+def analysis(batch, tmp_path_factory):
+    import fer_batch
+
+    out = tmp_path_factory.mktemp("out")
+    result = fer_batch.analyze([batch], csv_dir=out / "csv", out=out / "report.html", fps=5.0)
+    return result, out
+
+
+def test_frame_table_has_the_exact_schema(analysis):
+    result, out = analysis
+    assert list(result.frames.columns) == list(FRAME_COLUMNS)
+    assert list(result.summary.columns) == list(SUMMARY_COLUMNS)
+    faces = result.frames[result.frames["face"].notna()]
+    np.testing.assert_allclose(faces[list(LABELS)].sum(axis=1), 1.0, atol=1e-3)
+    assert (faces["expression"] == faces[list(LABELS)].idxmax(axis=1)).all()
+
+
+def test_video_rows_sampled_tracked_and_gaps_kept(analysis, batch):
+    result, _ = analysis
+    frames = result.frames
+    moving = frames[frames["source"] == os.path.join(str(batch), "videos", "moving.mp4")]
+    assert moving["frame"].tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28]
+    np.testing.assert_allclose(moving["time_s"], np.arange(15) * 0.2, atol=1e-3)
+    with_face = moving[moving["time_s"].lt(1.0) | moving["time_s"].ge(2.0)]
+    gap = moving[moving["time_s"].ge(1.0) & moving["time_s"].lt(2.0)]
+    assert with_face["face"].notna().mean() >= 0.8
+    assert gap["face"].isna().all()  # rows kept with empty face columns
+    # one track before the gap, a new one after it (gone for 1 s = the tracker's max gap)
+    before = with_face[with_face["time_s"] < 1.0]["track_id"].dropna().unique()
+    assert len(before) == 1
+    # boxes are on the face: x grows as the face moves right
+    xs = with_face["x"].dropna().astype(float).to_numpy()
+    assert np.all(np.diff(xs) > 0)
+
+
+def test_blank_video_has_a_row_per_sampled_frame_and_no_faces(analysis, batch):
+    result, _ = analysis
+    blank = result.frames[result.frames["source"] == os.path.join(str(batch), "videos", "blank.mp4")]
+    assert len(blank) == 2 and blank["face"].isna().all()
+    row = result.summary.set_index("source").loc[os.path.join(str(batch), "videos", "blank.mp4")]
+    assert row["faces"] == 0 and row["frames_analysed"] == 2
+
+
+def test_photos_two_faces_empty_photo_and_broken_file(analysis, batch):
+    result, _ = analysis
+    frames = result.frames
+    two = frames[frames["source"] == os.path.join(str(batch), "photos", "group", "two.png")]
+    assert sorted(two["face"].tolist()) == [0, 1]
+    assert two["time_s"].isna().all() and (two["frame"] == 0).all()
+    assert two["x"].iloc[0] < 400 <= two["x"].iloc[1]
+    empty = frames[frames["source"] == os.path.join(str(batch), "photos", "empty.png")]
+    assert len(empty) == 1 and empty["face"].isna().all()
+    assert result.errors["input"].tolist() == [os.path.join(str(batch), "photos", "broken.jpg")]
+    assert result.errors["stage"].iloc[0] == "decode"
+    assert result.skipped["path"].tolist() == [os.path.join(str(batch), "notes.txt")]
+
+
+def test_csvs_written_per_video_and_per_image_folder(analysis, batch):
+    result, out = analysis
+    csv = out / "csv"
+    rel = str(batch).lstrip("/")
+    assert (csv / rel / "videos" / "moving.mp4.csv").is_file()
+    assert (csv / rel / "photos" / "images.csv").is_file()
+    assert (csv / rel / "photos" / "group" / "images.csv").is_file()
+    video = pd.read_csv(csv / rel / "videos" / "moving.mp4.csv")
+    assert list(video.columns) == list(FRAME_COLUMNS)
+    assert len(video) == len(result.frames[result.frames["source"].str.endswith("moving.mp4")])
+    errors = pd.read_csv(csv / "errors.csv")
+    assert list(errors.columns) == ["input", "stage", "reason"] and len(errors) == 1
+    summary = pd.read_csv(csv / "summary.csv")
+    assert len(summary) == 5
+    assert (out / "report.html").stat().st_size > 100_000
+
+
+def test_results_are_deterministic(analysis, batch, tmp_path):
+    import fer_batch
+
+    first, _ = analysis
+    again = fer_batch.analyze([batch / "videos"], fps=5.0)
+    mine = first.frames[first.frames["source"].str.contains("videos")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, again.frames)
+
+
+def test_cli_exit_status_and_outputs(batch, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, "-m", "fer_batch", "analyze", "--quiet", "--max-frames", "2", "--out", str(tmp_path / "r.html")]
+    ok = subprocess.run(cmd + [str(batch / "videos")], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "r_csv" / "summary.csv").is_file()
+    some_failed = subprocess.run(cmd + [str(batch / "photos")], env=env, capture_output=True, text=True)
+    assert some_failed.returncode == 1
+    usage = subprocess.run(cmd + [str(tmp_path / "does-not-exist")], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "no videos or images" in usage.stderr
+    bad_option = subprocess.run(cmd + ["--fps", "-1", str(batch / "videos")], env=env, capture_output=True, text=True)
+    assert bad_option.returncode == 2
+
+
+def test_annotate_writes_copies(batch, tmp_path):
+    import fer_batch
+
+    fer_batch.analyze([batch / "photos" / "group"], annotate_dir=str(tmp_path / "ann"))
+    written = list((tmp_path / "ann").rglob("*.jpg"))
+    assert len(written) == 1
+    assert cv2.imread(str(written[0])).shape == (400, 800, 3)

@@ -1,0 +1,345 @@
+"""The HTML report: self-contained, escaped, lazily drawn; checked in Python and in headless Chromium."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.aggregate import normalise_frame_types, summarise, summary_dataframe
+from fer_batch.labels import LABELS
+from fer_batch.report import faces_figure, render_report, thumbnail_data_uri, write_report
+
+HOSTILE_PHOTO = "photos/<img src=x onerror=alert(1)>.jpg"
+HOSTILE_VIDEO = 'clips/"><script>alert(1)</script>.mp4'
+HOSTILE_ERROR = "clips/</script><script>alert(2)</script>broken.mp4"
+HOSTILE_SKIPPED = "notes/<svg onload=alert(3)>.txt"
+HOSTILE_NAMES = (HOSTILE_PHOTO, HOSTILE_VIDEO, HOSTILE_ERROR, HOSTILE_SKIPPED)
+GAP_TRACK = 1  # the track of interview.mp4 that is lost for a while
+
+
+def _probabilities(rng: np.random.Generator, favourite: int, n: int) -> np.ndarray:
+    """Noisy probability rows that lean towards one expression."""
+    logits = rng.normal(0.0, 1.0, size=(n, len(LABELS)))
+    logits[:, favourite] += 2.0
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _face_row(source: str, frame: int, time_s: float | None, face: int, track_id: int | None,
+              probs: np.ndarray) -> dict:
+    best = int(np.argmax(probs))
+    row = {"source": source, "frame": frame, "time_s": time_s, "face": face, "track_id": track_id,
+           "x": 40 + 100 * face, "y": 30, "w": 80, "h": 80, "det_score": 0.98,
+           "expression": LABELS[best], "confidence": float(probs[best])}
+    row.update({label: float(p) for label, p in zip(LABELS, probs)})
+    return row
+
+
+def _video_rows(rng: np.random.Generator, source: str, seconds: float, fps: float,
+                tracks: dict[int, tuple[int, list[tuple[float, float]]]], no_face_at: set[int]) -> list[dict]:
+    """tracks: track_id -> (favourite expression, [(start_s, end_s), ...] where it is visible)."""
+    rows = []
+    for frame in range(int(seconds * fps)):
+        time_s = round(frame / fps, 3)
+        faces = [] if frame in no_face_at else [
+            (track_id, favourite) for track_id, (favourite, spans) in tracks.items()
+            if any(start <= time_s <= end for start, end in spans)]
+        if not faces:
+            rows.append({"source": source, "frame": frame, "time_s": time_s})
+        for face, (track_id, favourite) in enumerate(faces):
+            rows.append(_face_row(source, frame, time_s, face, track_id, _probabilities(rng, favourite, 1)[0]))
+    return rows
+
+
+def synthetic_batch(face_image: np.ndarray, extra_videos: int = 0) -> dict:
+    """Two videos and a folder of photos, with a track gap, a frame with no face, hostile names,
+    one failed input and one skipped file: everything render_report takes."""
+    rng = np.random.default_rng(7)
+    inputs: list[tuple[str, str, float | None, list[dict]]] = []
+    interview = "clips/interview.mp4"
+    inputs.append((interview, "video", 12.0, _video_rows(
+        rng, interview, 12.0, 5.0,
+        {GAP_TRACK: (3, [(0.0, 4.0), (7.0, 12.0)]), 2: (6, [(2.0, 10.0)])}, no_face_at={25, 26})))
+    inputs.append((HOSTILE_VIDEO, "video", 6.0, _video_rows(
+        rng, HOSTILE_VIDEO, 6.0, 4.0, {1: (4, [(0.0, 6.0)])}, no_face_at={0})))
+    for n in range(extra_videos):
+        source = f"clips/batch/session_{n:03d}.mp4"
+        spans = {1: (int(rng.integers(0, 7)), [(0.0, 8.0)]), 2: (int(rng.integers(0, 7)), [(3.0, 8.0)])}
+        inputs.append((source, "video", 8.0, _video_rows(rng, source, 8.0, 2.0, spans, no_face_at=set())))
+    group = "photos/group.jpg"
+    inputs.append((group, "image", None,
+                   [_face_row(group, 0, None, face, None, p) for face, p in enumerate(_probabilities(rng, 3, 3))]))
+    inputs.append((HOSTILE_PHOTO, "image", None,
+                   [_face_row(HOSTILE_PHOTO, 0, None, 0, None, _probabilities(rng, 0, 1)[0])]))
+    inputs.append(("photos/landscape.png", "image", None, [{"source": "photos/landscape.png", "frame": 0}]))
+
+    frames = normalise_frame_types(pd.DataFrame([row for *_, rows in inputs for row in rows]))
+    summary = summary_dataframe([
+        summarise(source, kind, frames[frames["source"] == source], duration)
+        for source, kind, duration, _ in inputs])
+    errors = pd.DataFrame([{"input": HOSTILE_ERROR, "stage": "decode",
+                            "reason": "OpenCV could not read <frame 3> & gave up."}])
+    skipped = pd.DataFrame([{"path": HOSTILE_SKIPPED, "reason": "not a video or photo"}])
+    small = face_image[::4, ::4].copy()
+    thumbnails = {(interview, GAP_TRACK): small, (HOSTILE_VIDEO, 1): small[:, ::-1].copy(),
+                  (group, 0): small, (group, 1): small[::-1].copy(), (HOSTILE_PHOTO, 0): small}
+    thumbnails.update({(f"clips/batch/session_{n:03d}.mp4", 1): small for n in range(extra_videos)})
+    return {"frames": frames, "summary": summary, "errors": errors, "skipped": skipped, "thumbnails": thumbnails}
+
+
+@pytest.fixture(scope="module")
+def batch(astronaut_bgr: np.ndarray) -> dict:
+    return synthetic_batch(astronaut_bgr[20:220, 140:320])
+
+
+@pytest.fixture(scope="module")
+def page(batch: dict) -> str:
+    return render_report(**batch, title="Batch <b>report</b>")
+
+
+def _json_blocks(page: str) -> dict[str, object]:
+    blocks = re.findall(r'<script type="application/json" id="([^"]+)">(.*?)</script>', page, flags=re.S)
+    return {block_id: json.loads(text) for block_id, text in blocks}
+
+
+def _section_index(page: str, source: str) -> int:
+    for chunk in page.split('<details class="input" id="input-')[1:]:
+        index, rest = chunk.split('"', 1)
+        if f'<span class="name">{html.escape(source)}</span>' in rest.split("</summary>")[0]:
+            return int(index)
+    raise AssertionError(f"no section for {source}")
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+# -- page structure --------------------------------------------------------------------------------
+def test_plotly_js_is_embedded_exactly_once_and_nothing_is_fetched(page: str) -> None:
+    from plotly.offline import get_plotlyjs
+
+    banner = re.search(r"plotly\.js v\d+\.\d+\.\d+", get_plotlyjs()).group(0)
+    assert page.count(banner) == 1
+    assert page.count("<script>") == 2  # plotly.js and the page's own code; the rest is inert JSON
+    parser = _TagCollector()
+    parser.feed(page)
+    loaded = [attrs.get("src") or attrs.get("href") or "" for tag, attrs in parser.tags
+              if tag in ("script", "img", "link", "iframe", "source", "video")]
+    assert [url for url in loaded if url and not url.startswith("data:image/jpeg;base64,")] == []
+    policy = next(attrs["content"] for tag, attrs in parser.tags
+                  if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy")
+    script_policy = policy.split("script-src")[1].split(";")[0].split()
+    assert "default-src 'none'" in policy and len(script_policy) == 2  # only the hashes of our two scripts
+    assert all(source.startswith("'sha256-") for source in script_policy)
+
+
+def test_hostile_names_are_escaped_everywhere_and_never_raw(page: str) -> None:
+    for name in HOSTILE_NAMES:
+        assert name not in page
+        assert html.escape(name) in page
+    assert "<b>report</b>" not in page and "Batch &lt;b&gt;report&lt;/b&gt;" in page
+    assert "OpenCV could not read &lt;frame 3&gt; &amp; gave up." in page
+    parser = _TagCollector()
+    parser.feed(page)
+    assert [tag for tag, _ in parser.tags if tag == "script"] == ["script"] * (2 + len(_json_blocks(page)))
+    assert not [(tag, name) for tag, attrs in parser.tags for name in attrs if name.startswith("on")]
+    assert not [tag for tag, _ in parser.tags if tag in ("svg", "iframe", "object", "embed")]
+
+
+def test_embedded_json_escapes_markup_and_keeps_the_names(page: str, batch: dict) -> None:
+    for block in re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', page, flags=re.S):
+        assert "<" not in block and ">" not in block and "&" not in block
+    shares = _json_blocks(page)["figs-overview"]["shares"]
+    names = [html.unescape(name) for _, name in shares["data"][0]["customdata"]]
+    assert names == list(batch["summary"]["source"])
+
+
+def test_every_input_has_a_section_linked_from_the_table(page: str, batch: dict) -> None:
+    for index, source in enumerate(batch["summary"]["source"]):
+        assert _section_index(page, source) == index
+        assert f'<a href="#input-{index}">{html.escape(source)}</a>' in page
+    assert len(re.findall(r'<details class="input"', page)) == len(batch["summary"])
+
+
+def test_figures_are_valid_plotly_figures(page: str) -> None:
+    import plotly.graph_objects as go
+
+    figures = [fig for block in _json_blocks(page).values() for fig in block.values()]
+    assert len(figures) >= 8
+    for figure in figures:
+        go.Figure(figure)  # raises on any property plotly does not know
+
+
+def test_per_input_charts_match_the_kind_of_input(page: str, batch: dict) -> None:
+    blocks = _json_blocks(page)
+    interview = blocks[f"figs-{_section_index(page, 'clips/interview.mp4')}"]
+    assert set(interview) == {f"track-{GAP_TRACK}", "track-2", "share"}
+    group = blocks[f"figs-{_section_index(page, 'photos/group.jpg')}"]
+    assert set(group) == {"faces"} and len(group["faces"]["data"]) == 3
+    assert blocks[f"figs-{_section_index(page, 'photos/landscape.png')}"] == {}
+
+
+def test_a_lost_track_breaks_its_timeline(page: str) -> None:
+    figures = _json_blocks(page)[f"figs-{_section_index(page, 'clips/interview.mp4')}"]
+    for key, (last_seen, seen_again) in {f"track-{GAP_TRACK}": (4.0, 7.0), "track-2": (4.8, 5.4)}.items():
+        line = figures[key]["data"][0]  # track 2 misses only the two frames where no face was found
+        assert line["y"].count(None) == 1
+        gap_at = line["y"].index(None)
+        assert line["x"][gap_at - 1] == last_seen and line["x"][gap_at + 1] == seen_again
+        assert last_seen < line["x"][gap_at] < seen_again
+
+
+def test_smoothing_changes_the_drawn_values_but_not_the_input(batch: dict) -> None:
+    before = batch["frames"].copy(deep=True)
+    raw = _json_blocks(render_report(**batch))
+    smoothed_page = render_report(**batch, smooth_s=2.0)
+    smoothed = _json_blocks(smoothed_page)
+    pd.testing.assert_frame_equal(batch["frames"], before)
+    key = f"figs-{_section_index(smoothed_page, 'clips/interview.mp4')}"
+    raw_y = np.array(raw[key]["track-2"]["data"][3]["y"], dtype=float)
+    smooth_y = np.array(smoothed[key]["track-2"]["data"][3]["y"], dtype=float)
+    assert raw_y.shape == smooth_y.shape
+    assert np.nanmax(np.abs(raw_y - smooth_y)) > 0.05
+    assert np.nanstd(smooth_y) < np.nanstd(raw_y)  # a rolling mean flattens the noise
+    assert "smoothed over 2 s" in smoothed_page
+
+
+def test_thumbnails_are_inline_images_and_missing_ones_have_a_placeholder(page: str) -> None:
+    section = page.split(f'id="input-{_section_index(page, "clips/interview.mp4")}"')[1].split("</details>")[0]
+    assert section.count('src="data:image/jpeg;base64,') == 1
+    assert section.count('class="no-thumb"') == 1
+
+
+def test_thumbnails_accept_grey_and_bgra_and_refuse_other_shapes() -> None:
+    face = np.full((300, 200, 3), 120, np.uint8)
+    for image in (face, face[:, :, 0], np.dstack([face, np.full((300, 200), 255, np.uint8)])):
+        uri = thumbnail_data_uri(image)
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (112, 75, 3)  # shrunk to fit 112 px, aspect kept
+    assert thumbnail_data_uri(np.zeros((4, 4, 2), np.uint8)) is None
+    assert thumbnail_data_uri(np.zeros((0, 0, 3), np.uint8)) is None
+
+
+def test_a_crowded_photo_becomes_a_heatmap() -> None:
+    import plotly.graph_objects as go
+
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame([_face_row("crowd.jpg", 0, None, face, None, p)
+                         for face, p in enumerate(_probabilities(rng, 3, 12))])
+    figure = faces_figure(rows)
+    assert [trace["type"] for trace in figure["data"]] == ["heatmap"]
+    assert figure["data"][0]["y"] == [f"face {i}" for i in range(12)]
+    go.Figure(figure)
+
+
+def test_an_empty_batch_still_renders() -> None:
+    frames = normalise_frame_types(pd.DataFrame(columns=["source", "frame"]))
+    page = render_report(frames, summary_dataframe([]), pd.DataFrame(columns=["input", "stage", "reason"]),
+                         pd.DataFrame(columns=["path", "reason"]), {})
+    assert "No input was analysed." in page and page.endswith("</html>")
+
+
+def test_write_report_replaces_the_file_atomically(tmp_path: Path, batch: dict) -> None:
+    target = tmp_path / "out" / "report.html"
+    write_report(target, **batch, smooth_s=1.0)
+    assert target.read_text(encoding="utf-8") == render_report(**batch, smooth_s=1.0)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
+
+    broken = dict(batch, summary=batch["summary"].drop(columns=["source"]))
+    with pytest.raises(KeyError):
+        write_report(target, **broken)
+    assert target.read_text(encoding="utf-8") == render_report(**batch, smooth_s=1.0)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
+
+
+# -- in a real browser ----------------------------------------------------------------------------
+WAIT_FOR_PLOTS = """
+new Promise(function (resolve, reject) {
+  var started = Date.now();
+  (function poll() {
+    var figs = Array.prototype.slice.call(document.querySelectorAll(%s));
+    var waiting = figs.filter(function (f) { return f.dataset.state !== "rendered"; });
+    if (!waiting.length) { resolve(figs.length); }
+    else if (Date.now() - started > 30000) { reject(new Error(waiting.length + " plots never rendered")); }
+    else { setTimeout(poll, 50); }
+  })();
+})
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from fer_batch.browser import HeadlessChromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium binary found (Debian package `chromium`); the browser check needs one")
+    with HeadlessChromium() as chromium:
+        yield chromium
+
+
+def test_report_works_in_headless_chromium(tmp_path: Path, batch: dict, browser) -> None:
+    report = write_report(tmp_path / "report.html", **batch, smooth_s=1.0)
+    browser.open(report)
+    count = browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig"))
+    assert count == 2
+    assert browser.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 2  # sections wait
+
+    sources = list(batch["summary"]["source"])
+    ticks = browser.evaluate("Array.from(document.querySelectorAll('#overview [data-fig=shares] .ytick text'), t => t.textContent)")
+    assert sorted(ticks) == sorted(f"{i + 1}. {source}" for i, source in enumerate(sources))  # shown as text
+    shown = browser.evaluate("Array.from(document.querySelectorAll('summary .name'), s => s.textContent)")
+    assert shown == sources
+
+    browser.evaluate("document.querySelectorAll('details.input').forEach(d => { d.open = true; }); 0")
+    drawn = browser.evaluate(WAIT_FOR_PLOTS % json.dumps("details.input .fig"))
+    assert drawn == 2 + 1 + 2 + 1  # interview: timeline+share; hostile video: same; group and hostile photos
+    assert browser.evaluate("document.querySelectorAll('details.input .js-plotly-plot .main-svg').length") >= drawn
+    lines = browser.evaluate("document.querySelectorAll('details.input .scatterlayer .trace').length")
+    assert lines == 2 * len(LABELS)
+
+    written = report.read_text(encoding="utf-8")
+    interview = _section_index(written, "clips/interview.mp4")
+    timeline = f"document.querySelector('#input-{interview} .fig[data-fig^=track-]')"
+    figures = _json_blocks(written)[f"figs-{interview}"]
+    assert browser.evaluate(f"{timeline}.data[0].y") == figures[f"track-{GAP_TRACK}"]["data"][0]["y"]  # longest
+    browser.evaluate(f"document.querySelector('#input-{interview} button.card[data-show=track-2]').click(); 0")
+    browser.evaluate(WAIT_FOR_PLOTS % json.dumps(f"#input-{interview} .fig"))
+    assert browser.evaluate(f"{timeline}.data[0].y") == figures["track-2"]["data"][0]["y"]
+    assert browser.evaluate(f"document.querySelector('#input-{interview} [data-picker]').value") == "track-2"
+
+    visible = browser.evaluate("""(function () {
+        var box = document.getElementById('filter-text');
+        box.value = 'photos/'; box.dispatchEvent(new Event('input'));
+        return Array.from(document.querySelectorAll('#files-table tbody tr'))
+          .filter(r => !r.hidden).map(r => r.cells[1].textContent); })()""")
+    assert visible == [s for s in sources if s.startswith("photos/")]
+    order = browser.evaluate("""(function () {
+        document.getElementById('filter-text').value = '';
+        document.getElementById('filter-text').dispatchEvent(new Event('input'));
+        document.querySelectorAll('#files-table th button')[5].click();
+        document.querySelectorAll('#files-table th button')[5].click();
+        return Array.from(document.querySelectorAll('#files-table tbody tr'), r => r.cells[1].textContent); })()""")
+    faces = batch["summary"].set_index("source")["faces"]
+    assert [int(faces[s]) for s in order] == sorted((int(f) for f in faces), reverse=True)
+
+    assert browser.evaluate("document.querySelectorAll('img:not([src^=\"data:\"]), [onerror], [onload]').length") == 0
+    browser.evaluate("window.scrollTo(0, 0); 0")
+    shot = cv2.imread(str(browser.screenshot(tmp_path / "report.png")))
+    assert shot.shape == (900, 1280, 3) and shot.std() > 20  # something was painted, not a blank page
+
+    browser.settle()
+    assert browser.dialogs == []
+    assert browser.console_errors == []

@@ -1,0 +1,110 @@
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_batch.sources import InputFailure, frames_of, read_image, walk_inputs
+
+
+def write_video(path, n=30, fps=10.0, size=(160, 120)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(n):
+        frame = np.full((size[1], size[0], 3), i * 8 % 256, np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_walk_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    write_video(tmp_path / "b" / "clip.mp4")
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / ".hidden" / "x.jpg"), np.zeros((10, 10, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("hi")
+    inputs, skipped = walk_inputs([tmp_path])
+    assert [i.source for i in inputs] == [os.path.join(str(tmp_path), "a.jpg"), os.path.join(str(tmp_path), "b", "clip.mp4")]
+    assert [i.kind for i in inputs] == ["image", "video"]
+    assert [s.path for s in skipped] == [os.path.join(str(tmp_path), "notes.txt")]
+    inputs, _ = walk_inputs([tmp_path], include_hidden=True)
+    assert len(inputs) == 3
+
+
+def test_source_is_given_path_joined_with_inner_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "videos" / "day1").mkdir(parents=True)
+    write_video(tmp_path / "videos" / "day1" / "c.mp4")
+    inputs, _ = walk_inputs(["videos"])
+    assert inputs[0].source == os.path.join("videos", "day1", "c.mp4")
+    assert inputs[0].group == inputs[0].source
+
+
+def test_broken_symlink_and_loop_do_not_hang_or_crash(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.symlink(tmp_path / "missing.mp4", tmp_path / "d" / "broken.mp4")
+    os.symlink(tmp_path / "d", tmp_path / "d" / "loop")
+    inputs, skipped = walk_inputs([tmp_path])
+    assert inputs == []
+    reasons = {os.path.basename(s.path): s.reason for s in skipped}
+    assert "broken" in reasons["broken.mp4"]
+    assert "not followed" in reasons["loop"]
+
+
+def test_every_frame_and_sampling_with_exact_timestamps(tmp_path):
+    path = write_video(tmp_path / "v.mp4", n=30, fps=10.0)
+    inputs, _ = walk_inputs([path])
+    every = list(frames_of(inputs[0]))
+    assert [f.index for f in every] == list(range(30))
+    np.testing.assert_allclose([f.time_s for f in every], np.arange(30) / 10.0, atol=1e-3)
+    sampled = list(frames_of(inputs[0], fps=2.0))
+    assert [f.index for f in sampled] == [0, 5, 10, 15, 20, 25]
+    np.testing.assert_allclose([f.time_s for f in sampled], [0, 0.5, 1.0, 1.5, 2.0, 2.5], atol=1e-3)
+    assert len(list(frames_of(inputs[0], max_frames=4))) == 4
+    # a sampled frame is the same picture as in the every-frame decode
+    assert np.array_equal(sampled[2].image, every[10].image)
+
+
+def test_photo_has_index_0_and_no_time(tmp_path):
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((20, 30, 3), np.uint8))
+    inputs, _ = walk_inputs([tmp_path / "p.png"])
+    frames = list(frames_of(inputs[0]))
+    assert len(frames) == 1 and frames[0].index == 0 and frames[0].time_s is None
+    assert frames[0].image.shape == (20, 30, 3)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert read_image(tmp_path / "r.jpg").shape[:2] == (40, 20)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16"])
+def test_image_modes_become_bgr_uint8(tmp_path, mode):
+    arr = (np.arange(30 * 40) % 256).reshape(30, 40).astype(np.uint8)
+    if mode == "I;16":
+        img = Image.fromarray(arr.astype(np.uint16) * 257)
+        path = tmp_path / "x.png"
+    elif mode == "CMYK":
+        img = Image.new("CMYK", (40, 30), (0, 255, 255, 0))
+        path = tmp_path / "x.jpg"
+    else:
+        img = Image.fromarray(arr).convert(mode)
+        path = tmp_path / ("x.png")
+    img.save(path)
+    out = read_image(path)
+    assert out.dtype == np.uint8 and out.shape == (30, 40, 3)
+
+
+def test_zero_byte_and_garbage_files_fail_clearly(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "junk.mp4").write_bytes(os.urandom(5000))
+    inputs, _ = walk_inputs([tmp_path])
+    for item in inputs:
+        with pytest.raises(InputFailure) as info:
+            list(frames_of(item))
+        assert info.value.reason and "\n" not in info.value.reason
