@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,10 +65,10 @@ class Collector:
         self.kinds[item.source] = item.kind
         self.groups[item.source] = item.group
         if outcome.error is not None:
-            self.errors.append(outcome.error)
+            self.add_error(outcome.error)
         elif outcome.problems:
-            self.errors.append(InputError(item.source, "decode", f"partly decoded: {'; '.join(outcome.problems[:3])}"
-                                          + (f" (and {len(outcome.problems) - 3} more)" if len(outcome.problems) > 3 else "")))
+            self.add_error(InputError(item.source, "decode", f"partly decoded: {'; '.join(outcome.problems[:3])}"
+                                      + (f" (and {len(outcome.problems) - 3} more)" if len(outcome.problems) > 3 else "")))
         if outcome.results or outcome.error is None:
             self.frame_parts.append(frames)
             self.summary_rows.append(summarise(item.source, item.kind, frames, outcome.duration_s))
@@ -77,7 +78,8 @@ class Collector:
             self.sink(outcome, frames)
 
     def add_error(self, error: InputError) -> None:
-        self.errors.append(error)
+        reason = " ".join(error.reason.split())  # one line in errors.csv and the report, whatever a decoder said
+        self.errors.append(InputError(error.input, error.stage, reason))
 
     def analysis(self) -> Analysis:
         frames = (normalise_frame_types(pd.concat(self.frame_parts, ignore_index=True))
@@ -99,46 +101,77 @@ def build_stages(options: AnalyzeOptions):
     if options.max_side is not None:
         kwargs["max_side"] = options.max_side
     detector = create_detector(options.detector or DEFAULT_DETECTOR, **kwargs)
-    classifier = load_model(options.model, batch_size=options.batch_size, device=options.device)
+    classifier = load_model(options.model, batch_size=options.batch_size, device=options.device,
+                            flip_tta=options.flip_tta)
     return detector, classifier
 
 
 def run_batch(inputs: Sequence[InputFile], collector: Collector, options: AnalyzeOptions, stages=None,
-              progress: Callable[[str, int], None] | None = None) -> Analysis:
+              progress: Callable[[str, int], None] | None = None, finished: Mapping[str, InputOutcome] | None = None,
+              on_finished: Callable[[InputOutcome], None] | None = None) -> Analysis:
+    """Analyse `inputs` into `collector`, in input order.
+
+    `finished` holds outcomes of an earlier, interrupted run (by source): those inputs are not analysed again but
+    replayed in their place. `on_finished` is called with each newly analysed input after the collector took it.
+    """
     from fer_batch.pipeline import Pipeline
 
-    detector, classifier = stages or build_stages(options)
+    finished = finished or {}
     report = progress or (lambda kind, n: None)
-    pipeline = Pipeline(detector, classifier, options, on_frames=lambda n: report("frames", n))
+    waiting = deque(inputs)
+
+    def replay_until(source: str | None) -> None:
+        while waiting and waiting[0].source != source:
+            item = waiting.popleft()
+            if item.source in finished:
+                collector.add(finished[item.source])
+                report("files", 1)
 
     def done(outcome: InputOutcome) -> None:
+        replay_until(outcome.item.source)
+        waiting.popleft()
         collector.add(outcome)
+        if on_finished is not None:
+            on_finished(outcome)
         report("files", 1)
 
-    pipeline.run(inputs, done)
+    todo = [item for item in inputs if item.source not in finished]
+    if todo:
+        detector, classifier = stages or build_stages(options)
+        pipeline = Pipeline(detector, classifier, options, on_frames=lambda n: report("frames", n))
+        pipeline.run(todo, done)
+    replay_until(None)
     return collector.analysis()
 
 
 def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: str | os.PathLike | None = None,
-            out: str | os.PathLike | None = None, smooth: float = 0.0, **options) -> Analysis:
+            out: str | os.PathLike | None = None, smooth: float = 0.0, resume: bool = False, **options) -> Analysis:
     """Analyse videos and photos (files or folders, walked recursively).
 
     Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
-    device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished); with `out` the
-    HTML report too.
+    device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
+    a journal that `resume=True` continues from after a crash; with `out` the HTML report too.
     """
+    from contextlib import nullcontext
+
     from fer_batch.outputs import IncrementalCsvWriter
+    from fer_batch.state import RunState
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     opts = AnalyzeOptions.from_kwargs(**options)
     opts.validate()
+    if resume and csv_dir is None:
+        raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
     inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden)
-    writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
-    collector = Collector(skipped, sink=writer.add if writer else None)
-    analysis = run_batch(inputs, collector, opts)
-    if writer is not None:
-        writer.finish(analysis)
-    if out is not None:
-        analysis.write_report(Path(out), smooth_s=smooth)
+    state = RunState(csv_dir) if csv_dir is not None else None
+    with state or nullcontext():
+        finished = state.start(opts, inputs, resume) if state else {}
+        writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
+        collector = Collector(skipped, sink=writer.add if writer else None)
+        analysis = run_batch(inputs, collector, opts, finished=finished, on_finished=state.record if state else None)
+        if writer is not None:
+            writer.finish(analysis)
+        if out is not None:
+            analysis.write_report(Path(out), smooth_s=smooth)
     return analysis

@@ -64,9 +64,11 @@ class ExpressionClassifier:
     TensorFlow runs it on the GPU when one is present (`device="auto"`).
     """
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, device: str = "auto"):
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, device: str = "auto",
+                 flip_tta: bool = True):
         import tensorflow as tf
 
+        self.flip_tta = flip_tta
         self.model_path = Path(model_path) if model_path else SHIPPED_MODEL
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
@@ -96,15 +98,23 @@ class ExpressionClassifier:
             return self._predict(tf.constant(batch)).numpy()
 
     def predict_preprocessed(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for an already preprocessed float32 batch (n, h, w, c)."""
+        """Probabilities for an already preprocessed float32 batch (n, h, w, c).
+
+        With `flip_tta` the mirror image is classified too and the two distributions are averaged.
+        """
+        probs = self._predict_batches(x)
+        if self.flip_tta:
+            probs = (probs + self._predict_batches(x[:, :, ::-1, :])) / 2.0
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def _predict_batches(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), NUM_CLASSES), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start:start + self.batch_size]
             if len(chunk) < self.batch_size:
                 pad = np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]), np.float32)
                 chunk = np.concatenate([chunk, pad])
-            out[start:start + self.batch_size] = self._run(chunk)[: min(self.batch_size, len(x) - start)]
-        out /= out.sum(axis=1, keepdims=True)
+            out[start:start + self.batch_size] = self._run(np.ascontiguousarray(chunk))[: min(self.batch_size, len(x) - start)]
         return out
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -113,6 +123,7 @@ class ExpressionClassifier:
         return self.predict_preprocessed(preprocess(crops, self.input_size, self.channels))
 
 
-def load_model(path: str | Path | None = None, batch_size: int = 64, device: str = "auto") -> ExpressionClassifier:
+def load_model(path: str | Path | None = None, batch_size: int = 64, device: str = "auto",
+               flip_tta: bool = True) -> ExpressionClassifier:
     """The shipped expression classifier, or a retrained one from `path` (loaded in Keras safe mode)."""
-    return ExpressionClassifier(path, batch_size=batch_size, device=device)
+    return ExpressionClassifier(path, batch_size=batch_size, device=device, flip_tta=flip_tta)

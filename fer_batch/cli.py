@@ -34,13 +34,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options) -> int:
+def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
+                 resume: bool = False) -> int:
     from fer_batch.api import Collector, build_stages, run_batch
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import progress_bars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
     from fer_batch.outputs import IncrementalCsvWriter
     from fer_batch.sources import walk_inputs
+    from fer_batch.state import ResumeRefused, RunLocked, RunState
 
     try:
         options.validate()
@@ -50,20 +52,37 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     if not inputs:
         _fail("no videos or images found in " + ", ".join(str(p) for p in paths)
               + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
-    try:
-        stages = build_stages(options)
-    except (DetectorUnavailable, ModelLoadError, ValueError) as exc:
-        _fail(str(exc))
     if csv_dir is None and out is not None:
         csv_dir = out.with_name(out.stem + "_csv")
-    writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
-    collector = Collector(skipped, sink=writer.add if writer else None)
-    with progress_bars(len(inputs), options.quiet) as progress:
-        analysis = run_batch(inputs, collector, options, stages, progress)
-    if writer is not None:
+    if csv_dir is None:
+        _fail("nothing to write: give --out or --csv-dir")
+    state = RunState(csv_dir)
+    try:
+        state.acquire()
+    except RunLocked as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write into {csv_dir} ({exc.strerror or exc})")
+    try:
+        try:
+            finished = state.start(options, inputs, resume)
+        except ResumeRefused as exc:
+            _fail(str(exc))
+        if resume and not options.quiet:
+            typer.echo(f"resuming in {csv_dir}: {len(finished)} of {len(inputs)} input(s) already finished", err=True)
+        try:
+            stages = build_stages(options) if len(finished) < len(inputs) else None
+        except (DetectorUnavailable, ModelLoadError, ValueError) as exc:
+            _fail(str(exc))
+        writer = IncrementalCsvWriter(csv_dir)
+        collector = Collector(skipped, sink=writer.add)
+        with progress_bars(len(inputs), options.quiet) as progress:
+            analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
         writer.finish(analysis)
-    if out is not None:
-        analysis.write_report(out, smooth_s=smooth)
+        if out is not None:
+            analysis.write_report(out, smooth_s=smooth)
+    finally:
+        state.release()
     if not options.quiet:
         typer.echo(summary_screen(analysis, out, csv_dir), err=True)
     return EXIT_OK if analysis.ok else EXIT_SOME_FAILED
@@ -84,10 +103,13 @@ def analyze(
     model: Optional[Path] = typer.Option(None, "--model", help="A retrained .keras model [default: the shipped one]."),
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
+    flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),
     smooth: float = typer.Option(0.0, "--smooth", help="Smooth timelines in the report over this many seconds (display only)."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write copies of the inputs with boxes and labels here."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also analyse hidden files and folders."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same CSV folder: "
+                                "inputs it finished (same path, size and time) are not analysed again."),
 ) -> None:
     """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, errors.csv and an HTML report."""
     from fer_batch.options import AnalyzeOptions
@@ -95,9 +117,9 @@ def analyze(
     options = AnalyzeOptions(
         fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
-        batch_size=batch_size, device=device.value, annotate_dir=str(annotate) if annotate else None,
+        batch_size=batch_size, device=device.value, flip_tta=flip_tta, annotate_dir=str(annotate) if annotate else None,
         include_hidden=include_hidden, quiet=quiet)
-    raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options))
+    raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume))
 
 
 @app.command()
@@ -114,6 +136,21 @@ def demo(
     if not quiet:
         typer.echo(f"demo inputs written to {folder}/", err=True)
     raise typer.Exit(run_analysis([folder], out, None, 0.0, AnalyzeOptions(fps=5.0, quiet=quiet)))
+
+
+@app.command()
+def bench(
+    video: Optional[Path] = typer.Argument(None, help="The video to measure on [default: a generated 20 s clip]."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="Where bench.md is written."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Analyse at most this many frames every-frame."),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="Also time the `fer` package when it is installed."),
+) -> None:
+    """Measure decode, end-to-end and classifier throughput and peak memory (and the peer's, when installed)."""
+    from fer_batch.bench import markdown, run_bench
+
+    result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer)
+    typer.echo(markdown(result))
 
 
 def main() -> None:

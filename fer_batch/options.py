@@ -16,6 +16,7 @@ class AnalyzeOptions:
     batch_size: int = 64              # classifier batch
     frame_batch: int = 8              # frames detected together
     device: str = "auto"
+    flip_tta: bool = True             # average the model's output over the crop and its mirror image
     crop_margin: float = 0.1          # face crop grows by this fraction of the box on each side (square crop)
     include_hidden: bool = False
     annotate_dir: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -71,6 +72,7 @@ class Pipeline:
         self.options = options
         self.on_frames = on_frames or (lambda n: None)
         self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
+        self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
 
     def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
         """Analyse `items`; `on_done` is called once per input, in input order, as soon as it is finished."""
@@ -127,7 +129,10 @@ class Pipeline:
         if not batch:
             return
         live = [(o, f) for o, f in batch if o.error is None or o.error.stage == "decode"]
+        started = time.perf_counter()
         detections = self._detect([f for _, f in live], [o for o, _ in live])
+        detected = time.perf_counter()
+        self.stage_seconds["detect"] += detected - started
         crops, owners = [], []
         for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
             if faces is None:
@@ -141,6 +146,8 @@ class Pipeline:
             for outcome in {id(o): o for o, _ in live}.values():
                 outcome.error = outcome.error or InputError(outcome.item.source, "classify", f"classification failed ({type(exc).__name__})")
             return
+        classified = time.perf_counter()
+        self.stage_seconds["classify"] += classified - detected
         owners_arr = np.asarray(owners, dtype=np.int64)
         for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
             if faces is None:
@@ -156,6 +163,7 @@ class Pipeline:
             outcome.results.append(FrameResult(frame.source, frame.index, frame.time_s, faces))
             if self.annotator:
                 self.annotator.add(outcome.item, frame, faces)
+        self.stage_seconds["track_and_collect"] += time.perf_counter() - classified
         self.on_frames(len(batch))
 
     def _detect(self, frames: list[Frame], outcomes: list[InputOutcome]) -> list[Faces | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,22 +103,29 @@ def read_image(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InputFailure("decode", f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit")
-            img = ImageOps.exif_transpose(img)
-            array = _pil_to_bgr(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below replaces it
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise InputFailure("decode", f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit")
+                img = ImageOps.exif_transpose(img)
+                array = _pil_to_bgr(img)
     except InputFailure:
         raise
     except PermissionError:
         raise InputFailure("read", "permission denied") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # PIL refuses before reading the size; OpenCV must not try either
+        raise InputFailure("decode", f"image is over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit") from None
+    except UnidentifiedImageError:
         array = None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputFailure("decode", f"image could not be decoded ({_one_line(exc)})") from None
     if array is None:  # formats PIL does not know but OpenCV might
-        array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:
+            array = None
         if array is None:
             raise InputFailure("decode", "not a readable image (unknown format or corrupt data)")
     return array

@@ -162,3 +162,17 @@ def test_annotate_writes_copies(batch, tmp_path):
     written = list((tmp_path / "ann").rglob("*.jpg"))
     assert len(written) == 1
     assert cv2.imread(str(written[0])).shape == (400, 800, 3)
+
+
+def test_demo_command_writes_report_and_csvs(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run([sys.executable, "-m", "fer_batch", "demo", "--quiet", "--out", "demo.html"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(tmp_path / "demo_csv" / "summary.csv")
+    assert len(summary) == 2 and (summary["faces"] > 0).all()
+    clip = pd.read_csv(tmp_path / "demo_csv" / "fer-batch-demo" / "clip.mp4.csv")
+    # the face leaves the clip for one second in the middle: those rows have no face
+    gone = clip[(clip["time_s"] >= 2.0) & (clip["time_s"] < 3.0)]
+    assert len(gone) >= 4 and gone["face"].isna().all()
+    assert (tmp_path / "demo.html").stat().st_size > 100_000

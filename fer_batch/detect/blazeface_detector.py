@@ -72,7 +72,6 @@ def make_anchors(model: BlazeFaceModel) -> np.ndarray:
 
 class BlazeFaceDetector(Detector):
     name = "blazeface"
-    default_max_side = 1024   # the model itself sees 192 (full) or 128 (short) pixels
 
     def __init__(self, *args, model: str = "full", **kwargs) -> None:
         super().__init__(*args, **kwargs)

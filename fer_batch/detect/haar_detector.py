@@ -39,7 +39,6 @@ def find_cascade(cascade_path: str | os.PathLike | None = None) -> Path:
 
 class HaarDetector(Detector):
     name = "haar"
-    default_max_side = 1024
 
     def __init__(self, *args, cascade_path: str | os.PathLike | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -17,7 +17,6 @@ MTCNN_SMALLEST_FACE = 20
 
 class MTCNNDetector(Detector):
     name = "mtcnn"
-    default_max_side = 1024
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -113,7 +113,6 @@ def _deepface_home_with(path: Path, file_name: str):
 
 class RetinaFaceDetector(Detector):
     name = "retinaface"
-    default_max_side = 1024
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

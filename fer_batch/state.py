@@ -1,0 +1,256 @@
+"""Crash safety for a batch writing into one output folder: a lock held for the run, and a journal of
+finished inputs that `--resume` replays instead of analysing them again.
+
+Layout, inside the CSV folder:
+    .fer-batch/lock           flock()ed while a run writes here (the kernel drops it when the process dies)
+    .fer-batch/journal.jsonl  a header line (the options that change results), then one line per finished input
+    .fer-batch/parts/*.npz    each finished input's per-frame results and thumbnails, written before its line
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fer_batch.export import atomic_write_bytes
+from fer_batch.options import AnalyzeOptions
+from fer_batch.pipeline import InputOutcome
+from fer_batch.sources import InputFile
+from fer_batch.types import Faces, FrameResult, InputError
+
+STATE_DIR = ".fer-batch"
+JOURNAL_VERSION = 1
+# options that change what is written for an input; everything else in AnalyzeOptions counts
+OPTIONS_WITHOUT_EFFECT = frozenset({"quiet", "include_hidden"})
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # export.atomic_write_bytes' temporaries
+
+
+class RunLocked(RuntimeError):
+    """Another run is writing into the same output folder."""
+
+
+class ResumeRefused(RuntimeError):
+    """The journal was written with options that would give different results."""
+
+
+def result_options(options: AnalyzeOptions) -> dict:
+    """The options recorded in the journal: those that change results, plus the model file's identity."""
+    from fer_batch.classify import SHIPPED_MODEL
+
+    recorded = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in OPTIONS_WITHOUT_EFFECT}
+    model = Path(options.model) if options.model else SHIPPED_MODEL
+    try:
+        stat = model.stat()
+        recorded["model_file"] = [str(model.resolve()), stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        recorded["model_file"] = [str(model), None, None]
+    return json.loads(json.dumps(recorded))  # the form it takes after a round trip through the journal
+
+
+def file_identity(item: InputFile) -> list | None:
+    """Path, size and modification time: an input whose identity is unchanged is not analysed again."""
+    try:
+        stat = item.path.stat()
+    except OSError:
+        return None
+    return [os.path.abspath(item.path), stat.st_size, stat.st_mtime_ns]
+
+
+class RunState:
+    """The lock and journal of one output folder. Use as a context manager around the run."""
+
+    def __init__(self, csv_dir: str | os.PathLike):
+        self.csv_dir = Path(csv_dir)
+        self.dir = self.csv_dir / STATE_DIR
+        self.journal_path = self.dir / "journal.jsonl"
+        self.parts_dir = self.dir / "parts"
+        self._lock_fd: int | None = None
+        self._identities: dict[str, list | None] = {}
+
+    # -- lock ------------------------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Take the folder's lock, or raise RunLocked naming the process that holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLocked(f"another fer-batch run (process {holder}) is writing into {self.csv_dir}; "
+                            "wait for it to finish or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        self._lock_fd = fd
+        remove_stale_temporaries(self.csv_dir)
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> "RunState":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # -- journal ---------------------------------------------------------------------------------
+    def start(self, options: AnalyzeOptions, inputs: Sequence[InputFile], resume: bool) -> dict[str, InputOutcome]:
+        """Begin the journal; with `resume`, the inputs finished by an earlier run here, unchanged since, by source.
+
+        Raises ResumeRefused when the earlier run used options that change results. Without `resume`
+        any earlier journal is discarded.
+        """
+        wanted = result_options(options)
+        self._identities = {item.source: file_identity(item) for item in inputs}
+        finished: dict[str, InputOutcome] = {}
+        if resume and self.journal_path.is_file():
+            header, entries = self._read()
+            if header is not None:
+                if header.get("options") != wanted:
+                    raise ResumeRefused(_options_differ(header.get("options") or {}, wanted, self.csv_dir))
+                self._end_torn_line()
+                return self._replayable(inputs, entries)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        header_line = json.dumps({"version": JOURNAL_VERSION, "options": wanted}, ensure_ascii=True) + "\n"
+        atomic_write_bytes(self.journal_path, header_line.encode("ascii"))
+        return finished
+
+    def record(self, outcome: InputOutcome) -> None:
+        """Journal one newly finished input: its part file first, then its line (a torn last line is ignored)."""
+        item = outcome.item
+        identity = self._identities.get(item.source)
+        if identity is None:
+            return
+        name = hashlib.sha1(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:20] + ".npz"
+        atomic_write_bytes(self.parts_dir / name, _pack_results(outcome))
+        entry = {
+            "source": item.source, "identity": identity, "kind": item.kind, "group": item.group, "part": name,
+            "duration_s": outcome.duration_s, "problems": outcome.problems,
+            "error": None if outcome.error is None else [outcome.error.stage, outcome.error.reason],
+        }
+        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-append leaves a line without its newline: end it, so the next line stands alone."""
+        with open(self.journal_path, "rb+") as journal:
+            journal.seek(0, os.SEEK_END)
+            if journal.tell() and (journal.seek(-1, os.SEEK_END), journal.read(1))[1] != b"\n":
+                journal.write(b"\n")
+
+    def finished_sources(self) -> list[str]:
+        """The sources journalled as finished (for tests and messages)."""
+        return [entry["source"] for entry in self._read()[1]]
+
+    def _read(self) -> tuple[dict | None, list[dict]]:
+        lines = self.journal_path.read_bytes().split(b"\n")
+        parsed = []
+        for line in lines:
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                continue  # the torn last line of a killed run, or the empty string after the final newline
+        if not parsed or parsed[0].get("version") != JOURNAL_VERSION:
+            return None, []
+        return parsed[0], [p for p in parsed[1:] if isinstance(p, dict) and "source" in p]
+
+    def _replayable(self, inputs: Iterable[InputFile], entries: list[dict]) -> dict[str, InputOutcome]:
+        latest = {entry["source"]: entry for entry in entries}
+        finished = {}
+        for item in inputs:
+            entry = latest.get(item.source)
+            identity = self._identities.get(item.source)
+            if entry is None or identity is None or entry["identity"] != identity:
+                continue
+            try:
+                finished[item.source] = _unpack_outcome(item, entry, (self.parts_dir / entry["part"]).read_bytes())
+            except (OSError, ValueError, KeyError):
+                continue  # a missing or damaged part: analyse the input again
+        return finished
+
+
+def _options_differ(before: dict, now: dict, csv_dir: Path) -> str:
+    changed = [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
+               if before.get(key) != now.get(key)]
+    return (f"cannot resume in {csv_dir}: the interrupted run used other options ({'; '.join(changed)}); "
+            "run with the same options, or without --resume to start afresh")
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporaries a killed run left behind (hidden `.<name>.<random>.tmp` and `.<name>.part.mp4` files)."""
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            if _TEMPORARY.match(name) or (name.startswith(".") and name.endswith(".part.mp4")):
+                Path(dirpath, name).unlink(missing_ok=True)
+
+
+# -- one input's results as arrays (np.load with allow_pickle=False reads them back) ------------------
+def _pack_results(outcome: InputOutcome) -> bytes:
+    results = outcome.results
+    faces = [r.faces for r in results]
+    counts = np.array([len(f) for f in faces], np.int64)
+    total = int(counts.sum())
+
+    def stacked(get, shape, dtype):
+        parts = [np.asarray(get(f), dtype).reshape((-1, *shape)) for f in faces if len(f)]
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+
+    keys = sorted(outcome.thumbnails)
+    arrays = {
+        "frame": np.array([r.index for r in results], np.int64),
+        "time_s": np.array([np.nan if r.time_s is None else r.time_s for r in results], np.float64),
+        "counts": counts,
+        "has_probs": np.array([f.probs is not None for f in faces], bool),
+        "has_tracks": np.array([f.track_ids is not None for f in faces], bool),
+        "boxes": stacked(lambda f: f.boxes, (4,), np.float32),
+        "scores": stacked(lambda f: f.scores, (), np.float32),
+        "probs": stacked(lambda f: f.probs if f.probs is not None else np.zeros((len(f), 7)), (7,), np.float32),
+        "tracks": stacked(lambda f: f.track_ids if f.track_ids is not None else np.zeros(len(f)), (), np.int64),
+        "thumb_keys": np.array(keys, np.int64),
+        "thumb_scores": np.array([outcome.thumbnails[k][0] for k in keys], np.float64),
+    }
+    for n, key in enumerate(keys):
+        arrays[f"thumb_{n}"] = outcome.thumbnails[key][1]
+    assert len(arrays["boxes"]) == total
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _unpack_outcome(item: InputFile, entry: dict, data: bytes) -> InputOutcome:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    results = []
+    start = 0
+    for i, count in enumerate(arrays["counts"].tolist()):
+        end = start + count
+        faces = Faces(arrays["boxes"][start:end], arrays["scores"][start:end],
+                      probs=arrays["probs"][start:end] if arrays["has_probs"][i] else None,
+                      track_ids=arrays["tracks"][start:end] if arrays["has_tracks"][i] else None)
+        time_s = float(arrays["time_s"][i])
+        results.append(FrameResult(item.source, int(arrays["frame"][i]), None if np.isnan(time_s) else time_s, faces))
+        start = end
+    thumbnails = {int(key): (float(score), arrays[f"thumb_{n}"])
+                  for n, (key, score) in enumerate(zip(arrays["thumb_keys"], arrays["thumb_scores"]))}
+    error = entry.get("error")
+    return InputOutcome(item, results, entry.get("duration_s"),
+                        InputError(item.source, error[0], error[1]) if error else None,
+                        list(entry.get("problems") or []), thumbnails)

@@ -1,0 +1,212 @@
+"""Crashes: a run SIGKILLed half-way and resumed gives the CSVs of an uninterrupted run; a second run into the
+same output folder is refused while the first is alive; the journal itself, without the pipeline."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.aggregate import ERROR_COLUMNS, FRAME_COLUMNS, SKIPPED_COLUMNS, SUMMARY_COLUMNS
+from fer_batch.options import AnalyzeOptions
+from fer_batch.pipeline import InputOutcome
+from fer_batch.sources import walk_inputs
+from fer_batch.state import ResumeRefused, RunLocked, RunState
+from fer_batch.types import Faces, FrameResult, InputError
+from test_bad_inputs import ENV, face_frames, face_photo, read_csvs, run_cli, write_video
+
+OPTIONS = ["--detector", "haar", "--fps", "5"]  # the light detector: these runs are about files, not faces
+CSV_HEADERS = {"summary.csv": SUMMARY_COLUMNS, "errors.csv": ERROR_COLUMNS, "skipped.csv": SKIPPED_COLUMNS}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, astronaut_bgr) -> Path:
+    root = tmp_path_factory.mktemp("resume") / "inputs"
+    (root / "sub").mkdir(parents=True)
+    (root / "a_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    cv2.imwrite(str(root / "b_face.jpg"), face_photo(astronaut_bgr))
+    write_video(root / "c_clip.mp4", face_frames(astronaut_bgr, 20))
+    write_video(root / "d_long.mp4", face_frames(astronaut_bgr, 200))
+    cv2.imwrite(str(root / "e_face.png"), face_photo(astronaut_bgr, 160, flip=True))
+    cv2.imwrite(str(root / "sub" / "f_face.jpg"), face_photo(astronaut_bgr, 240))
+    (root / "notes.txt").write_text("not media")
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(inputs, tmp_path_factory) -> Path:
+    """An uninterrupted run: the reference."""
+    out = tmp_path_factory.mktemp("clean")
+    done = run_cli("--quiet", *OPTIONS, "--out", str(out / "report.html"), str(inputs))
+    assert done.returncode == 1, done.stderr  # a_broken.jpg
+    return out / "report_csv"
+
+
+def journal_entries(csv_dir: Path) -> list[dict]:
+    path = csv_dir / ".fer-batch" / "journal.jsonl"
+    if not path.is_file():
+        return []
+    lines = []
+    for line in path.read_bytes().split(b"\n")[1:]:
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+    return lines
+
+
+def test_killed_run_resumes_to_the_csvs_of_an_uninterrupted_run(inputs, clean, tmp_path):
+    csv = tmp_path / "report_csv"
+    command = [sys.executable, "-m", "fer_batch", "analyze", "--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"),
+               str(inputs)]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while len(journal_entries(csv)) < 2:
+            assert first.poll() is None, "the run ended before two inputs were journalled: " + first.stderr.read().decode()
+            time.sleep(0.02)
+        first.send_signal(signal.SIGSTOP)  # frozen mid-batch, still holding the lock
+
+        second = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs))
+        assert second.returncode == 2
+        assert second.stderr.startswith("fer-batch: another fer-batch run") and f"process {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.kill()  # SIGKILL, also for a stopped process
+        first.wait()
+    finished = RunState(csv).finished_sources()
+    assert 2 <= len(finished) < 6
+
+    # what a reader sees after the kill: whole CSVs or nothing, never a partial or temporary file
+    visible = [p for p in csv.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(csv).parts)]
+    assert visible and all(p.suffix == ".csv" for p in visible)
+    for path in visible:
+        columns = list(pd.read_csv(path, nrows=0).columns)
+        assert columns == list(CSV_HEADERS.get(path.name, FRAME_COLUMNS))
+    assert not (tmp_path / "report.html").exists()
+
+    refused = run_cli("--quiet", "--detector", "haar", "--fps", "2", "--resume", "--out", str(tmp_path / "report.html"),
+                      str(inputs))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("fer-batch: cannot resume") and "fps 5.0 -> 2.0" in refused.stderr
+
+    touched = finished[0]  # a changed file (new modification time) is analysed again
+    stat = os.stat(touched)
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    resumed = run_cli(*OPTIONS, "--resume", "--out", str(tmp_path / "report.html"), str(inputs))
+    assert resumed.returncode == 1, resumed.stderr
+    kept = len(finished) - 1
+    assert f"{kept} of 6 input(s) already finished" in resumed.stderr
+    assert len(journal_entries(csv)) == len(finished) + (6 - kept)  # only the others were analysed again
+
+    assert read_csvs(csv) == read_csvs(clean)  # byte for byte: per-frame CSVs, summary, errors, skipped
+    assert (tmp_path / "report.html").stat().st_size > 100_000
+    assert not [p for p in csv.rglob("*.tmp")]
+
+
+def test_same_inputs_and_options_give_identical_csv_bytes(inputs, clean, tmp_path):
+    again = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "again.html"), str(inputs))
+    assert again.returncode == 1, again.stderr
+    first, second = read_csvs(clean), read_csvs(tmp_path / "again_csv")
+    assert len(first) == 7 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 3 tables
+
+
+# -- the journal on its own ----------------------------------------------------------------------------
+def fake_outcome(item, error: InputError | None = None) -> InputOutcome:
+    rng = np.random.default_rng(len(item.source))
+    two = Faces(rng.random((2, 4)).astype(np.float32) * 100, rng.random(2).astype(np.float32),
+                probs=rng.dirichlet(np.ones(7), 2).astype(np.float32),
+                track_ids=np.array([1, 2]) if item.kind == "video" else None)
+    none = Faces.empty()
+    none.probs = np.zeros((0, 7), np.float32)
+    results = [FrameResult(item.source, 0, 0.0 if item.kind == "video" else None, two),
+               FrameResult(item.source, 3, 0.3 if item.kind == "video" else None, none)]
+    thumbs = {1: (0.9, rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))}
+    return InputOutcome(item, results, 1.25 if item.kind == "video" else None, error, ["1 undecodable frame(s)"], thumbs)
+
+
+@pytest.fixture
+def two_inputs(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"a")
+    (tmp_path / "in" / "b.mp4").write_bytes(b"b")
+    return walk_inputs([tmp_path / "in"])[0]
+
+
+def test_journal_replays_outcomes_exactly(tmp_path, two_inputs):
+    from fer_batch.aggregate import frames_dataframe
+
+    options = AnalyzeOptions()
+    with RunState(tmp_path / "csv") as state:
+        assert state.start(options, two_inputs, resume=True) == {}  # nothing to resume: a fresh start
+        originals = [fake_outcome(two_inputs[0]), fake_outcome(two_inputs[1], InputError(two_inputs[1].source, "detect", "x"))]
+        for outcome in originals:
+            state.record(outcome)
+    with RunState(tmp_path / "csv") as state:
+        replayed = state.start(options, two_inputs, resume=True)
+    assert list(replayed) == [i.source for i in two_inputs]
+    for original in originals:
+        back = replayed[original.item.source]
+        pd.testing.assert_frame_equal(frames_dataframe(back.results), frames_dataframe(original.results))
+        assert (back.duration_s, back.error, back.problems) == (original.duration_s, original.error, original.problems)
+        assert back.thumbnails.keys() == original.thumbnails.keys()
+        assert np.array_equal(back.thumbnails[1][1], original.thumbnails[1][1])
+
+
+def test_torn_last_line_changed_files_and_fresh_runs(tmp_path, two_inputs):
+    options = AnalyzeOptions()
+    with RunState(tmp_path / "csv") as state:
+        state.start(options, two_inputs, resume=False)
+        state.record(fake_outcome(two_inputs[0]))
+        state.record(fake_outcome(two_inputs[1]))
+    journal = tmp_path / "csv" / ".fer-batch" / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-30])  # killed while appending the second line
+    with RunState(tmp_path / "csv") as state:
+        assert list(state.start(options, two_inputs, resume=True)) == [two_inputs[0].source]
+        state.record(fake_outcome(two_inputs[1]))  # lands on a line of its own
+    with RunState(tmp_path / "csv") as state:
+        assert len(state.start(options, two_inputs, resume=True)) == 2
+    os.utime(two_inputs[0].path, ns=(0, 10**18))
+    with RunState(tmp_path / "csv") as state:
+        assert list(state.start(options, two_inputs, resume=True)) == [two_inputs[1].source]
+    with RunState(tmp_path / "csv") as state:
+        with pytest.raises(ResumeRefused, match="fps"):
+            state.start(AnalyzeOptions(fps=1.0), two_inputs, resume=True)
+        assert state.start(AnalyzeOptions(fps=1.0), two_inputs, resume=False) == {}  # without resume: afresh
+        assert state.finished_sources() == []
+        assert not list((tmp_path / "csv" / ".fer-batch" / "parts").iterdir())
+
+
+def test_lock_is_exclusive_and_dies_with_its_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fer_batch.state import RunState\n"
+                               "RunState(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)",
+                               str(tmp_path)], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLocked, match=f"process {holder.pid}"):
+            RunState(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    state = RunState(tmp_path)
+    state.acquire()  # the kernel dropped the dead process's lock
+    state.release()
+
+
+def test_stale_temporaries_are_removed_when_the_lock_is_taken(tmp_path):
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".summary.csv.a1B2c3_d.tmp", tmp_path / "sub" / ".clip.mp4.annotated.mp4.part.mp4"]
+    kept = [tmp_path / "summary.csv", tmp_path / ".notes.tmp", tmp_path / "sub" / "x.tmp"]
+    for path in stale + kept:
+        path.write_text("x")
+    with RunState(tmp_path):
+        pass
+    assert [p.exists() for p in stale] == [False, False]
+    assert all(p.exists() for p in kept)

@@ -1,0 +1,119 @@
+"""End-to-end evaluation on ExpW scene photos: the shipped detector finds the faces, the model classifies them.
+
+    python training/eval_end_to_end.py --data ../shared/data/expw-sample --name shipped-expw-sample
+
+A labelled face is found when a detection overlaps its box with IoU >= --iou (the best-overlapping detection
+is used, each detection at most once). Accuracy and macro-F1 are over the faces found; recall over all labelled
+faces. Writes reports/e2e-<name>.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fer_batch.crops import crop_faces  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
+from fer_batch.detect.base import box_iou  # noqa: E402
+from fer_batch.labels import LABELS  # noqa: E402
+from training.datasets import read_expw_labels  # noqa: E402
+from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
+
+
+def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> list[int | None]:
+    """For each labelled box, the index of its detection (greedy by IoU, each detection used once), or None."""
+    if len(labelled) == 0 or len(detected) == 0:
+        return [None] * len(labelled)
+    iou = box_iou(labelled, detected)
+    matches: list[int | None] = [None] * len(labelled)
+    used: set[int] = set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        li, di = divmod(int(flat), iou.shape[1])
+        if iou[li, di] < min_iou:
+            break
+        if matches[li] is None and di not in used:
+            matches[li] = di
+            used.add(di)
+    return matches
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
+    p.add_argument("--model", default=None, help="default: the shipped model")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
+    p.add_argument("--iou", type=float, default=0.4)
+    p.add_argument("--crop-margin", type=float, default=0.1)
+    p.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    p.add_argument("--name", default=None)
+    p.add_argument("--out-dir", type=Path, default=Path("reports"))
+    args = p.parse_args(argv)
+
+    from fer_batch.classify import load_model
+
+    classifier = load_model(args.model)
+    detector = create_detector(args.detector)
+    by_image: dict[str, list] = defaultdict(list)
+    for name, _, box, _, label in read_expw_labels(args.data / "label.lst"):
+        by_image[name].append((box, label))
+    names = sorted(by_image)[: args.limit] if args.limit else sorted(by_image)
+
+    truths, preds = [], []
+    labelled = found = 0
+    t0 = time.time()
+    for name in names:
+        image = cv2.imread(str(args.data / "image" / name), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        boxes = np.array([b for b, _ in by_image[name]], np.float32)
+        labels = [lab for _, lab in by_image[name]]
+        faces = detector.detect([image])[0]
+        matches = match_faces(boxes, faces.boxes, args.iou)
+        labelled += len(labels)
+        hits = [(lab, di) for lab, di in zip(labels, matches) if di is not None]
+        found += len(hits)
+        if hits:
+            crops = crop_faces(image, faces.boxes[[di for _, di in hits]], args.crop_margin)
+            probs = classifier.predict(crops)
+            truths.extend(lab for lab, _ in hits)
+            preds.extend(np.argmax(probs, axis=1).tolist())
+    seconds = time.time() - t0
+    metrics = metrics_from_confusion(confusion_matrix(np.array(truths, np.int64), np.array(preds, np.int64)))
+    result = {
+        "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
+        "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
+        "model": args.model or "shipped", "seconds_per_photo": seconds / max(1, len(names)), **metrics,
+        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
+    }
+    name = args.name or f"{Path(args.model).stem if args.model else 'shipped'}-{args.data.name}"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"e2e-{name}.json").write_text(json.dumps(result, indent=1))
+    lines = [f"# End-to-end on {args.data.name}: detector `{args.detector}`, model `{result['model']}`", "",
+             "```", result["command"], "```", "",
+             "| photos | labelled faces | found (IoU >= %.1f) | recall | accuracy on found | macro-F1 | s/photo |" % args.iou,
+             "|---|---|---|---|---|---|---|",
+             f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {metrics['accuracy']:.3f} | "
+             f"{metrics['macro_f1']:.3f} | {result['seconds_per_photo']:.3f} |", "",
+             "Confusion matrix (rows true, columns predicted): " + json.dumps(metrics["confusion_matrix"]), "",
+             "| class | support | recall | precision |", "|---|---|---|---|"]
+    for label in LABELS:
+        c = metrics["per_class"][label]
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"| {label} | {c['support']} | {fmt(c['recall'])} | {fmt(c['precision'])} |")
+    (args.out_dir / f"e2e-{name}.md").write_text("\n".join(lines) + "\n")
+    print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
+          f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {result['seconds_per_photo']:.3f} s/photo")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

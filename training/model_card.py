@@ -1,0 +1,68 @@
+"""Write the model card that ships beside a model.
+
+    python training/model_card.py --model fer_batch/assets/model.keras --state RUN.ckpt/state.json \
+        --eval reports/eval-shipped-fer2013-val.json --out fer_batch/assets/MODEL_CARD.md
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fer_batch.labels import LABELS  # noqa: E402
+
+
+def train_command(args: dict) -> str:
+    parts = ["python", "training/train.py"]
+    for key in ("data", "format", "val_data", "arch", "epochs", "batch_size", "lr", "label_smoothing", "class_weight", "seed", "out"):
+        if args.get(key) is not None:
+            parts += [f"--{key.replace('_', '-')}", str(args[key])]
+    return shlex.join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--state", type=Path, required=True, help="state.json of the training run")
+    p.add_argument("--eval", type=Path, nargs="+", required=True, help="evaluate.py JSON files")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+
+    import keras
+
+    model = keras.models.load_model(args.model, compile=False, safe_mode=True)
+    state = json.loads(args.state.read_text())
+    train_args = dict(state["args"], out=str(args.model))
+    _, h, w, c = model.input_shape
+    lines = [
+        f"# Model card: `{args.model.name}`", "",
+        f"- Architecture: `{train_args['arch']}` ({model.count_params():,} weights, {args.model.stat().st_size / 1e6:.1f} MB)",
+        f"- Output: 7 probabilities in this order: {', '.join(LABELS)}",
+        f"- Input: {h}x{w}, {'gray' if c == 1 else 'BGR colour'}; `fer_batch.preprocess.preprocess`: face crop -> "
+        f"{'gray' if c == 1 else 'colour'} -> resize to {w}x{h} (area when shrinking, bilinear when growing) -> float32 / 255",
+        "- At run time the pipeline crops a square around each detected face, 10% larger than the box on each side, "
+        "and averages the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
+        f"- Training data: `{train_args['data']}` ({train_args['format']}); validation / model selection: "
+        f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']} by validation accuracy.",
+        f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
+        "", "Command:", "", "```", train_command(train_args), "```", "", "## Measured", "",
+        "| data | n | flip TTA | accuracy | macro-F1 | " + " | ".join(f"recall {label}" for label in LABELS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(LABELS),
+    ]
+    for path in args.eval:
+        r = json.loads(path.read_text())
+        recalls = " | ".join(f"{r['per_class'][label]['recall']:.3f}" for label in LABELS)
+        lines.append(f"| `{r['data']}` | {r['n']} | {'yes' if r.get('flip_tta', True) else 'no'} | {r['accuracy']:.4f} | "
+                     f"{r['macro_f1']:.4f} | {recalls} |")
+    lines += ["", "Per-epoch history: `reports/training-history-<arch>.json`.", ""]
+    args.out.write_text("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

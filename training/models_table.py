@@ -1,0 +1,49 @@
+"""Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
+
+    python training/models_table.py --runs reports/training-vgg_small.json:reports/eval-vgg_small-val.json \
+        reports/training-seed.json:reports/eval-seed-val.json --out reports/models.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fer_batch.labels import LABELS  # noqa: E402
+from training.model_card import train_command  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", nargs="+", required=True, metavar="TRAINING_JSON:EVAL_JSON")
+    p.add_argument("--out", type=Path, default=Path("reports/models.md"))
+    args = p.parse_args(argv)
+    lines = ["# Models tried", "",
+             "Validation = FER2013 PublicTest (`../shared/data/fer2013/val`, 3,589 faces), the split used for model "
+             "selection; evaluated with `training/evaluate.py` through the run-time classifier (shared preprocess, flip TTA as noted).", "",
+             "| arch | training data | epochs (best) | val accuracy | val macro-F1 | flip TTA | "
+             + " | ".join(f"recall {label}" for label in LABELS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(LABELS)]
+    commands = []
+    for spec in args.runs:
+        training_path, _, eval_path = spec.partition(":")
+        state = json.loads(Path(training_path).read_text())
+        result = json.loads(Path(eval_path).read_text())
+        targs = state["args"]
+        recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
+        lines.append(f"| `{targs['arch']}` | `{targs['data']}` | {state['epoch']} ({state.get('best_epoch')}) | "
+                     f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {'yes' if result.get('flip_tta', True) else 'no'} | {recalls} |")
+        commands.append((targs["arch"], train_command(targs), result.get("command", "")))
+    lines += ["", "## Commands", ""]
+    for arch, train, evaluate in commands:
+        lines += [f"`{arch}`:", "", "```", train, evaluate, "```", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
