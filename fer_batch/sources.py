@@ -108,7 +108,8 @@ def read_image(path: Path) -> np.ndarray:
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise InputFailure("decode", f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit")
+                    raise InputFailure("decode", f"image is {width}x{height} pixels, "
+                                                 f"over the {MAX_IMAGE_PIXELS // 1_000_000}-megapixel limit")
                 img = ImageOps.exif_transpose(img)
                 array = _pil_to_bgr(img)
     except InputFailure:

@@ -205,7 +205,8 @@ def corpus(tmp_path_factory, astronaut_bgr) -> Path:
     assert len(jpeg_starts(intact)) == 30
     (root / "broken_middle.avi").write_bytes(overwrite_frames(intact, BROKEN_FRAMES, os.urandom))
     (root / "no_frames.avi").write_bytes(overwrite_frames(intact, range(30), lambda n: bytes(n)))
-    (root / "vfr.mp4").write_bytes(restamp_mp4((root / "clip.mp4").read_bytes()[:], VFR_STEPS))
+    steady = write_video(root.parent / "steady.mp4", face_frames(astronaut_bgr, sum(n for n, _ in VFR_STEPS)))
+    (root / "vfr.mp4").write_bytes(restamp_mp4(steady.read_bytes(), VFR_STEPS))
 
     (root / "empty.jpg").write_bytes(b"")
     (root / "empty.mp4").write_bytes(b"")

@@ -96,9 +96,9 @@ def test_video_rows_sampled_tracked_and_gaps_kept(analysis, batch):
 def test_blank_video_has_a_row_per_sampled_frame_and_no_faces(analysis, batch):
     result, _ = analysis
     blank = result.frames[result.frames["source"] == os.path.join(str(batch), "videos", "blank.mp4")]
-    assert len(blank) == 2 and blank["face"].isna().all()
+    assert len(blank) == 5 and blank["face"].isna().all()
     row = result.summary.set_index("source").loc[os.path.join(str(batch), "videos", "blank.mp4")]
-    assert row["faces"] == 0 and row["frames_analysed"] == 2
+    assert row["faces"] == 0 and row["frames_analysed"] == 5
 
 
 def test_photos_two_faces_empty_photo_and_broken_file(analysis, batch):

@@ -31,9 +31,9 @@ CSV_HEADERS = {"summary.csv": SUMMARY_COLUMNS, "errors.csv": ERROR_COLUMNS, "ski
 def inputs(tmp_path_factory, astronaut_bgr) -> Path:
     root = tmp_path_factory.mktemp("resume") / "inputs"
     (root / "sub").mkdir(parents=True)
-    (root / "a_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    cv2.imwrite(str(root / "b_face.jpg"), face_photo(astronaut_bgr))
-    write_video(root / "c_clip.mp4", face_frames(astronaut_bgr, 20))
+    write_video(root / "a_clip.mp4", face_frames(astronaut_bgr, 20))  # first: its CSV is written at once
+    (root / "b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    cv2.imwrite(str(root / "c_face.jpg"), face_photo(astronaut_bgr))
     write_video(root / "d_long.mp4", face_frames(astronaut_bgr, 200))
     cv2.imwrite(str(root / "e_face.png"), face_photo(astronaut_bgr, 160, flip=True))
     cv2.imwrite(str(root / "sub" / "f_face.jpg"), face_photo(astronaut_bgr, 240))
@@ -46,7 +46,7 @@ def clean(inputs, tmp_path_factory) -> Path:
     """An uninterrupted run: the reference."""
     out = tmp_path_factory.mktemp("clean")
     done = run_cli("--quiet", *OPTIONS, "--out", str(out / "report.html"), str(inputs))
-    assert done.returncode == 1, done.stderr  # a_broken.jpg
+    assert done.returncode == 1, done.stderr  # b_broken.jpg
     return out / "report_csv"
 
 

@@ -147,13 +147,13 @@ def main(argv: list[str] | None = None) -> None:
         configs += [Config(f"mtcnn@{side}", "mtcnn", side) for side in args.sweep_max_side if side != default_side]
     if "blazeface" in args.detectors:
         configs.append(Config("blazeface-short", "blazeface", options={"model": "short"}))
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     results = []
     for config in configs:
         result = evaluate(config, args.data, truth, args.iou)
         results.append(result)
         print(json.dumps(asdict(result)), flush=True)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    write_reports(results, args.out, command, args.data, args.iou, args.limit)
+        write_reports(results, args.out, command, args.data, args.iou, args.limit)  # after each, so a long run keeps what it has
 
 
 if __name__ == "__main__":

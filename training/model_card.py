@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         recalls = " | ".join(f"{r['per_class'][label]['recall']:.3f}" for label in LABELS)
         lines.append(f"| `{r['data']}` | {r['n']} | {'yes' if r.get('flip_tta', True) else 'no'} | {r['accuracy']:.4f} | "
                      f"{r['macro_f1']:.4f} | {recalls} |")
-    lines += ["", "Per-epoch history: `reports/training-history-<arch>.json`.", ""]
+    lines += ["", f"Per-epoch history: `reports/training-{train_args['arch']}.json`.", ""]
     args.out.write_text("\n".join(lines))
     return 0
 
