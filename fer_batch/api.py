@@ -150,7 +150,8 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
 
     Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
     device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
-    a journal that `resume=True` continues from after a crash; with `out` the HTML report too.
+    a journal that `resume=True` continues from after a crash; with `out` the HTML report too. Raises
+    state.RunLocked when another run writes into csv_dir, state.ResumeRefused when options changed since.
     """
     from contextlib import nullcontext
 

@@ -1,8 +1,9 @@
 """Under load: a folder of many small photos and one long video through `fer-batch analyze` in a child process,
 with its peak memory (getrusage of the child) and a memory timeline (/proc) -> reports/load.md and load.json.
 
-    python -m fer_batch.loadbench --images 2000 --video-seconds 3600      # the full run (about an hour of CPU)
+    python -m fer_batch.loadbench --images 2000 --video-seconds 3600      # the full run
     python -m fer_batch.loadbench --images 50 --video-seconds 60          # a quick check that it works
+    python -m fer_batch.loadbench --images 50 -- --fps 2 --detector haar  # options after -- go to analyze
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,10 +145,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_batch.loadbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fer_batch.loadbench",
+                                     description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--images", type=int, default=2000, help="How many small photos to generate.")
     parser.add_argument("--video-seconds", type=float, default=3600.0, help="Length of the generated video.")
-    parser.add_argument("--work", type=Path, default=Path("loadbench-work"), help="Where inputs and outputs go.")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fer-batch-loadbench",
+                        help="Where inputs and outputs go [default: a folder in the temporary directory].")
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="Where load.md and load.json go.")
     parser.add_argument("--note", default="", help="A sentence added to load.md (e.g. what else ran on the machine).")
     parser.add_argument("analyze_options", nargs="*", default=["--fps", "5"],
@@ -167,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run = run_analyze([photos, video], out, args.analyze_options)
     result = {
-        "command_line": "python -m fer_batch.loadbench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command_line": f"python -m fer_batch.loadbench --images {args.images} --video-seconds {args.video_seconds:g} -- "
+                        + " ".join(args.analyze_options),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
         "images": args.images, "video_seconds": args.video_seconds, "video_frames": frames,
         "analyze_options": args.analyze_options, "generate_s": round(generate_s, 1), "run": run,
