@@ -24,3 +24,16 @@ def astronaut_bgr():
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium; skipped on a user's machine without it, an error in CI (where .ci/run installs it)."""
+    from fer_batch.browser import HeadlessChromium, find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("no Chromium binary found in CI: scripts/test.sh should have installed Debian's chromium")
+        pytest.skip("no Chromium binary found (Debian package `chromium`); the browser check needs one")
+    with HeadlessChromium() as chromium:
+        yield chromium

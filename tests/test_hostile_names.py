@@ -85,16 +85,6 @@ def test_formula_cells_are_neutralised_end_to_end(run):
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from fer_batch.browser import HeadlessChromium, find_chromium
-
-    if find_chromium() is None:
-        pytest.skip("no Chromium binary found (Debian package `chromium`); the browser check needs one")
-    with HeadlessChromium() as chromium:
-        yield chromium
-
-
 def test_report_shows_hostile_names_as_text_and_runs_none_of_them(run, browser):
     browser.open(run["out"] / "report.html")
     browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig"))

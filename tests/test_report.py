@@ -280,16 +280,6 @@ new Promise(function (resolve, reject) {
 """
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from fer_batch.browser import HeadlessChromium, find_chromium
-
-    if find_chromium() is None:
-        pytest.skip("no Chromium binary found (Debian package `chromium`); the browser check needs one")
-    with HeadlessChromium() as chromium:
-        yield chromium
-
-
 def test_report_works_in_headless_chromium(tmp_path: Path, batch: dict, browser) -> None:
     report = write_report(tmp_path / "report.html", **batch, smooth_s=1.0)
     browser.open(report)
