@@ -144,20 +144,42 @@ def run_batch(inputs: Sequence[InputFile], collector: Collector, options: Analyz
     return collector.analysis()
 
 
+def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], options: AnalyzeOptions,
+                 csv_dir: str | os.PathLike, out: str | os.PathLike | None = None, smooth: float = 0.0,
+                 resume: bool = False, progress: Callable[[str, int], None] | None = None,
+                 on_start: Callable[[int], None] | None = None) -> Analysis:
+    """Analyse `inputs` under `csv_dir`'s lock and journal: each input's CSV as soon as it is finished, summary,
+    errors and the report (when `out` is given) at the end.
+
+    Before any work this raises state.RunLocked (another run writes there), state.ResumeRefused (options changed
+    since the interrupted run), DetectorUnavailable or ModelLoadError. `on_start` is told how many inputs an
+    interrupted run had already finished.
+    """
+    from fer_batch.outputs import IncrementalCsvWriter
+    from fer_batch.state import RunState
+
+    with RunState(csv_dir) as state:
+        finished = state.start(options, inputs, resume)
+        if on_start is not None:
+            on_start(len(finished))
+        stages = build_stages(options) if len(finished) < len(inputs) else None
+        writer = IncrementalCsvWriter(csv_dir)
+        collector = Collector(skipped, sink=writer.add)
+        analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
+        writer.finish(analysis)
+        if out is not None:
+            analysis.write_report(Path(out), smooth_s=smooth)
+    return analysis
+
+
 def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: str | os.PathLike | None = None,
             out: str | os.PathLike | None = None, smooth: float = 0.0, resume: bool = False, **options) -> Analysis:
     """Analyse videos and photos (files or folders, walked recursively).
 
     Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
     device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
-    a journal that `resume=True` continues from after a crash; with `out` the HTML report too. Raises
-    state.RunLocked when another run writes into csv_dir, state.ResumeRefused when options changed since.
+    a journal that `resume=True` continues from after a crash (see `analyze_into`); with `out` the HTML report too.
     """
-    from contextlib import nullcontext
-
-    from fer_batch.outputs import IncrementalCsvWriter
-    from fer_batch.state import RunState
-
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     opts = AnalyzeOptions.from_kwargs(**options)
@@ -165,14 +187,9 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
     inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden)
-    state = RunState(csv_dir) if csv_dir is not None else None
-    with state or nullcontext():
-        finished = state.start(opts, inputs, resume) if state else {}
-        writer = IncrementalCsvWriter(csv_dir) if csv_dir is not None else None
-        collector = Collector(skipped, sink=writer.add if writer else None)
-        analysis = run_batch(inputs, collector, opts, finished=finished, on_finished=state.record if state else None)
-        if writer is not None:
-            writer.finish(analysis)
-        if out is not None:
-            analysis.write_report(Path(out), smooth_s=smooth)
+    if csv_dir is not None:
+        return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)
+    analysis = run_batch(inputs, Collector(skipped), opts)
+    if out is not None:
+        analysis.write_report(Path(out), smooth_s=smooth)
     return analysis

@@ -36,13 +36,12 @@ def _fail(message: str) -> None:
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
                  resume: bool = False) -> int:
-    from fer_batch.api import Collector, build_stages, run_batch
+    from fer_batch.api import analyze_into
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import progress_bars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
-    from fer_batch.outputs import IncrementalCsvWriter
     from fer_batch.sources import walk_inputs
-    from fer_batch.state import ResumeRefused, RunLocked, RunState
+    from fer_batch.state import ResumeRefused, RunLocked
 
     try:
         options.validate()
@@ -56,33 +55,18 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         csv_dir = out.with_name(out.stem + "_csv")
     if csv_dir is None:
         _fail("nothing to write: give --out or --csv-dir")
-    state = RunState(csv_dir)
+
+    def announce(finished: int) -> None:
+        if resume and not options.quiet:
+            typer.echo(f"resuming in {csv_dir}: {finished} of {len(inputs)} input(s) already finished", err=True)
+
     try:
-        state.acquire()
-    except RunLocked as exc:
+        with progress_bars(len(inputs), options.quiet) as progress:
+            analysis = analyze_into(inputs, skipped, options, csv_dir, out, smooth, resume, progress, announce)
+    except (RunLocked, ResumeRefused, DetectorUnavailable, ModelLoadError, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write into {csv_dir} ({exc.strerror or exc})")
-    try:
-        try:
-            finished = state.start(options, inputs, resume)
-        except ResumeRefused as exc:
-            _fail(str(exc))
-        if resume and not options.quiet:
-            typer.echo(f"resuming in {csv_dir}: {len(finished)} of {len(inputs)} input(s) already finished", err=True)
-        try:
-            stages = build_stages(options) if len(finished) < len(inputs) else None
-        except (DetectorUnavailable, ModelLoadError, ValueError) as exc:
-            _fail(str(exc))
-        writer = IncrementalCsvWriter(csv_dir)
-        collector = Collector(skipped, sink=writer.add)
-        with progress_bars(len(inputs), options.quiet) as progress:
-            analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
-        writer.finish(analysis)
-        if out is not None:
-            analysis.write_report(out, smooth_s=smooth)
-    finally:
-        state.release()
     if not options.quiet:
         typer.echo(summary_screen(analysis, out, csv_dir), err=True)
     return EXIT_OK if analysis.ok else EXIT_SOME_FAILED
