@@ -382,14 +382,17 @@ def test_a_real_decompression_bomb_is_refused_without_decoding_it(tmp_path):
     payload = body.getvalue()
     chunk = struct.pack(">I", len(payload)) + b"IDAT" + payload + struct.pack(">I", zlib.crc32(b"IDAT" + payload))
     path.write_bytes(data[:idat_start] + chunk + data[idat_end:])
-    probe = ("import resource, sys\n"
+    probe = ("import sys\n"
              "from pathlib import Path\n"
              "from fer_batch.sources import InputFailure, read_image\n"
              "try:\n"
              "    read_image(Path(sys.argv[1])); print('decoded')\n"
              "except InputFailure as exc:\n"
              "    print(exc.stage, exc.reason)\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+             # VmHWM belongs to this process's own memory map; ru_maxrss would carry over the forking
+             # pytest process's peak (with TensorFlow loaded by earlier tests) across fork and exec
+             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+             "print(int(hwm.split()[1]) // 1024)\n")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], env=ENV, capture_output=True, text=True)
     verdict, peak_mb = done.stdout.strip().splitlines()
     assert verdict == "decode image is over the 100-megapixel limit", done.stderr
