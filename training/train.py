@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
     p.add_argument("--checkpoint-dir", default=None, help="last-epoch checkpoint and history (default: OUT.ckpt/)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="start from this model's weights (same --arch) with a fresh optimizer and schedule "
+                        "(a warm restart of the cosine schedule)")
     return p.parse_args(argv)
 
 
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming after epoch {state['epoch']} (best val accuracy {state['best_val_accuracy']:.4f})")
     else:
         model = build(args.arch)
+        if args.init_from:
+            model.set_weights(keras.models.load_model(args.init_from, safe_mode=True, compile=False).get_weights())
+            print(f"starting from the weights of {args.init_from}")
     size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
 
     t0 = time.time()
