@@ -85,6 +85,8 @@ def analyze(
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detection-score threshold [default: the detector's]."),
     max_side: Optional[int] = typer.Option(None, "--max-side", help="Longest side of the image the detector sees [default: the detector's]."),
     model: Optional[Path] = typer.Option(None, "--model", help="A retrained .keras model [default: the shipped one]."),
+    detect_every: int = typer.Option(1, "--detect-every", help="Run the face detector on every k-th analysed video frame; "
+                                     "boxes in between are interpolated (their det_score is empty)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
     flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),
@@ -101,7 +103,7 @@ def analyze(
     options = AnalyzeOptions(
         fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
-        batch_size=batch_size, device=device.value, flip_tta=flip_tta, annotate_dir=str(annotate) if annotate else None,
+        detect_every=detect_every, batch_size=batch_size, device=device.value, flip_tta=flip_tta, annotate_dir=str(annotate) if annotate else None,
         include_hidden=include_hidden, quiet=quiet)
     raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume))
 

@@ -15,6 +15,7 @@ class AnalyzeOptions:
     model: str | None = None          # None = the shipped model
     batch_size: int = 64              # classifier batch
     frame_batch: int = 8              # frames detected together
+    detect_every: int = 1             # run the detector on every k-th sampled video frame, interpolate between
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image
     crop_margin: float = 0.1          # face crop grows by this fraction of the box on each side (square crop)
@@ -37,6 +38,8 @@ class AnalyzeOptions:
             raise ValueError("--max-frames must be at least 1")
         if self.batch_size < 1 or self.frame_batch < 1:
             raise ValueError("batch sizes must be at least 1")
+        if self.detect_every < 1:
+            raise ValueError("--detect-every must be at least 1")
         if self.min_face < 0:
             raise ValueError("--min-face must be 0 or more")
         if not 0 <= self.crop_margin <= 1:

@@ -14,6 +14,7 @@ from fer_batch.annotate import Annotator
 from fer_batch.classify import ExpressionClassifier
 from fer_batch.crops import crop_faces, thumbnail
 from fer_batch.detect.base import Detector
+from fer_batch.keyframes import KeyframeScheduler
 from fer_batch.options import AnalyzeOptions
 from fer_batch.sources import InputFailure, InputFile, frames_of, open_video
 from fer_batch.track import IouTracker
@@ -72,6 +73,7 @@ class Pipeline:
         self.options = options
         self.on_frames = on_frames or (lambda n: None)
         self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
+        self.keyframes = KeyframeScheduler(options.detect_every)
         self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
 
     def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
@@ -115,6 +117,7 @@ class Pipeline:
             decoder.join(timeout=5)
 
     def _finish(self, ended: list[InputOutcome], outcomes: dict, trackers: dict, on_done) -> None:
+        self._close_held_frames(ended, trackers)
         for outcome in ended:
             if outcome.duration_s is None and outcome.item.kind == "video" and outcome.results:
                 outcome.duration_s = outcome.results[-1].time_s
@@ -129,12 +132,45 @@ class Pipeline:
         if not batch:
             return
         live = [(o, f) for o, f in batch if o.error is None or o.error.stage == "decode"]
+        keyed = [(o, f, o.item.kind != "video" or self.keyframes.is_keyframe(o.item.source)) for o, f in live]
         started = time.perf_counter()
-        detections = self._detect([f for _, f in live], [o for o, _ in live])
-        detected = time.perf_counter()
-        self.stage_seconds["detect"] += detected - started
+        detections = iter(self._detect([f for _, f, key in keyed if key], [o for o, _, key in keyed if key]))
+        self.stage_seconds["detect"] += time.perf_counter() - started
+        ready: list[tuple[InputOutcome, Frame, Faces | None]] = []
+        for outcome, frame, key in keyed:
+            if not key:
+                self.keyframes.hold(frame)
+                continue
+            faces = next(detections)
+            if outcome.item.kind == "video" and faces is not None:
+                ready += [(outcome, f, fs) for f, fs in self.keyframes.release(frame, faces)]
+            else:
+                ready.append((outcome, frame, faces))
+        self._classify_and_collect(ready, trackers)
+        self.on_frames(len(batch))
+
+    def _close_held_frames(self, ended: list[InputOutcome], trackers: dict[str, IouTracker]) -> None:
+        """Frames still held at the end of a video: the last becomes a keyframe for the ones before it."""
+        closing = [(o, f) for o in ended if (f := self.keyframes.take_last_held(o.item.source)) is not None
+                   and (o.error is None or o.error.stage == "decode")]
+        started = time.perf_counter()
+        detections = self._detect([f for _, f in closing], [o for o, _ in closing])
+        self.stage_seconds["detect"] += time.perf_counter() - started
+        ready = []
+        for (outcome, frame), faces in zip(closing, detections):
+            if faces is not None:
+                ready += [(outcome, f, fs) for f, fs in self.keyframes.release(frame, faces)]
+        self._classify_and_collect(ready, trackers)
+        for outcome in ended:
+            self.keyframes.forget(outcome.item.source)
+
+    def _classify_and_collect(self, ready: list[tuple[InputOutcome, Frame, Faces | None]],
+                              trackers: dict[str, IouTracker]) -> None:
+        if not ready:
+            return
+        started = time.perf_counter()
         crops, owners = [], []
-        for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
+        for i, (outcome, frame, faces) in enumerate(ready):
             if faces is None:
                 continue
             for crop in crop_faces(frame.image, faces.boxes, self.options.crop_margin):
@@ -143,13 +179,13 @@ class Pipeline:
         try:
             probs = self.classifier.predict(crops)
         except Exception as exc:
-            for outcome in {id(o): o for o, _ in live}.values():
+            for outcome in {id(o): o for o, _, _ in ready}.values():
                 outcome.error = outcome.error or InputError(outcome.item.source, "classify", f"classification failed ({type(exc).__name__})")
             return
         classified = time.perf_counter()
-        self.stage_seconds["classify"] += classified - detected
+        self.stage_seconds["classify"] += classified - started
         owners_arr = np.asarray(owners, dtype=np.int64)
-        for i, ((outcome, frame), faces) in enumerate(zip(live, detections)):
+        for i, (outcome, frame, faces) in enumerate(ready):
             if faces is None:
                 continue
             mine = np.flatnonzero(owners_arr == i)
@@ -164,7 +200,6 @@ class Pipeline:
             if self.annotator:
                 self.annotator.add(outcome.item, frame, faces)
         self.stage_seconds["track_and_collect"] += time.perf_counter() - classified
-        self.on_frames(len(batch))
 
     def _detect(self, frames: list[Frame], outcomes: list[InputOutcome]) -> list[Faces | None]:
         if not frames:
@@ -185,10 +220,10 @@ class Pipeline:
     def _keep_thumbnails(self, outcome: InputOutcome, frame: Frame, faces: Faces, crops: list[np.ndarray]) -> None:
         keys = faces.track_ids if faces.track_ids is not None else range(len(faces))
         for key, score, crop in zip(keys, faces.scores, crops):
-            key = int(key)
+            key, score = int(key), float(score) if np.isfinite(score) else -1.0  # interpolated boxes rank last
             best = outcome.thumbnails.get(key)
-            if best is None or float(score) > best[0]:
-                outcome.thumbnails[key] = (float(score), thumbnail(crop))
+            if best is None or score > best[0]:
+                outcome.thumbnails[key] = (score, thumbnail(crop))
 
 
 def _sorted_left_to_right(faces: Faces) -> Faces:

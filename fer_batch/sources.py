@@ -55,8 +55,6 @@ def _make_input(path: Path, source: str) -> InputFile | SkippedFile:
     kind = kind_of(path)
     if kind is None:
         return SkippedFile(source, "not a video or image file extension")
-    if path.is_symlink() and not path.exists():
-        return SkippedFile(source, "broken symbolic link")
     group = source if kind == "video" else (os.path.dirname(source) or ".")
     return InputFile(path, source, kind, group)
 
@@ -155,11 +153,19 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def image_frames(item: InputFile) -> Iterator[Frame]:
-    if not os.access(item.path, os.R_OK):
+def check_readable(path: Path) -> None:
+    """Raise InputFailure("read", ...) for a file that is gone, a broken link, unreadable or empty."""
+    if not path.exists():
+        raise InputFailure("read", "broken symbolic link: the file it points to does not exist" if path.is_symlink()
+                           else "file no longer exists")
+    if not os.access(path, os.R_OK):
         raise InputFailure("read", "permission denied")
-    if item.path.stat().st_size == 0:
+    if path.stat().st_size == 0:
         raise InputFailure("read", "file is empty (0 bytes)")
+
+
+def image_frames(item: InputFile) -> Iterator[Frame]:
+    check_readable(item.path)
     yield Frame(item.source, 0, None, read_image(item.path))
 
 
@@ -172,10 +178,7 @@ class VideoInfo:
 
 
 def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
-    if not os.access(path, os.R_OK):
-        raise InputFailure("read", "permission denied")
-    if path.stat().st_size == 0:
-        raise InputFailure("read", "file is empty (0 bytes)")
+    check_readable(path)
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()

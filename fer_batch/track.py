@@ -23,6 +23,32 @@ def _centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(ca - cb, axis=2) / scale
 
 
+def match_scores(a: np.ndarray, b: np.ndarray, min_iou: float = 0.3, max_centre_distance: float = 0.6) -> np.ndarray:
+    """How well each box of `a` continues as each box of `b`: 1 + IoU when they overlap enough, else 1 - centre
+    distance when the centres are close (fast motion), else -1 (no match)."""
+    iou = iou_matrix(a, b)
+    dist = _centre_distance(np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4))
+    return np.where(iou >= min_iou, 1.0 + iou, np.where(dist <= max_centre_distance, 1.0 - dist, -1.0))
+
+
+def greedy_pairs(score: np.ndarray) -> list[tuple[int, int]]:
+    """One-to-one pairs (row, column) taken best score first, ignoring negative scores."""
+    pairs: list[tuple[int, int]] = []
+    rows: set[int] = set()
+    cols: set[int] = set()
+    if score.size == 0:
+        return pairs
+    for flat in np.argsort(-score, axis=None, kind="stable"):
+        r, c = divmod(int(flat), score.shape[1])
+        if score[r, c] < 0:
+            break
+        if r not in rows and c not in cols:
+            pairs.append((r, c))
+            rows.add(r)
+            cols.add(c)
+    return pairs
+
+
 @dataclass
 class _Track:
     track_id: int
@@ -53,24 +79,14 @@ class IouTracker:
         unmatched = set(range(len(boxes)))
         if self._tracks and len(boxes):
             predicted = np.stack([t.box + t.velocity * (time_s - t.last_time) for t in self._tracks])
-            iou = iou_matrix(predicted, boxes)
-            dist = _centre_distance(predicted, boxes)
-            # IoU first, then centre distance; higher score = better match
-            score = np.where(iou >= self.min_iou, 1.0 + iou, np.where(dist <= self.max_centre_distance, 1.0 - dist, -1.0))
-            free_tracks = set(range(len(self._tracks)))
-            for flat in np.argsort(-score, axis=None, kind="stable"):
-                ti, bi = divmod(int(flat), len(boxes))
-                if score[ti, bi] < 0:
-                    break
-                if ti in free_tracks and bi in unmatched:
-                    track = self._tracks[ti]
-                    dt = time_s - track.last_time
-                    if dt > 0:
-                        track.velocity = 0.5 * track.velocity + 0.5 * (boxes[bi] - track.box) / dt
-                    track.box, track.last_time = boxes[bi], time_s
-                    ids[bi] = track.track_id
-                    free_tracks.discard(ti)
-                    unmatched.discard(bi)
+            for ti, bi in greedy_pairs(match_scores(predicted, boxes, self.min_iou, self.max_centre_distance)):
+                track = self._tracks[ti]
+                dt = time_s - track.last_time
+                if dt > 0:
+                    track.velocity = 0.5 * track.velocity + 0.5 * (boxes[bi] - track.box) / dt
+                track.box, track.last_time = boxes[bi], time_s
+                ids[bi] = track.track_id
+                unmatched.discard(bi)
         for bi in sorted(unmatched):
             self._tracks.append(_Track(self._next_id, boxes[bi], np.zeros(4), time_s))
             ids[bi] = self._next_id

@@ -46,10 +46,11 @@ def test_broken_symlink_and_loop_do_not_hang_or_crash(tmp_path):
     os.symlink(tmp_path / "missing.mp4", tmp_path / "d" / "broken.mp4")
     os.symlink(tmp_path / "d", tmp_path / "d" / "loop")
     inputs, skipped = walk_inputs([tmp_path])
-    assert inputs == []
+    assert [i.path.name for i in inputs] == ["broken.mp4"]   # an input that fails when read, not a skip
+    with pytest.raises(InputFailure, match="broken symbolic link"):
+        list(frames_of(inputs[0]))
     reasons = {os.path.basename(s.path): s.reason for s in skipped}
-    assert "broken" in reasons["broken.mp4"]
-    assert "not followed" in reasons["loop"]
+    assert list(reasons) == ["loop"] and "not followed" in reasons["loop"]
 
 
 def test_every_frame_and_sampling_with_exact_timestamps(tmp_path):
