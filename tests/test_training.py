@@ -213,6 +213,8 @@ def _assert_distributions(probs: np.ndarray, n: int) -> None:
 def test_one_epoch_writes_a_model_the_tool_loads(trained, astronaut_bgr):
     state = json.loads((trained["checkpoint"] / "state.json").read_text())
     assert state["epoch"] == 1 and len(state["history"]) == 1
+    # the best model is written without the optimizer's state (Adam's two moments would triple its size)
+    assert trained["model"].stat().st_size < 0.5 * (trained["checkpoint"] / "last.keras").stat().st_size
     classifier = load_model(trained["model"], batch_size=8)
     crops = [astronaut_bgr[55:180, 170:290], astronaut_bgr, np.zeros((10, 30), np.uint8)] * 4   # 12: pads a batch
     _assert_distributions(classifier.predict(crops), len(crops))

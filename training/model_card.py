@@ -19,7 +19,7 @@ from fer_batch.labels import LABELS  # noqa: E402
 
 def train_command(args: dict) -> str:
     parts = ["python", "training/train.py"]
-    for key in ("data", "format", "val_data", "arch", "epochs", "batch_size", "lr", "label_smoothing", "class_weight", "seed", "out"):
+    for key in ("data", "format", "val_data", "arch", "epochs", "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
         if args.get(key) is not None:
             parts += [f"--{key.replace('_', '-')}", str(args[key])]
     return shlex.join(parts)
@@ -28,7 +28,8 @@ def train_command(args: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--state", type=Path, required=True, help="state.json of the training run")
+    p.add_argument("--state", type=Path, nargs="+", required=True,
+                   help="the training history (state.json) of each run, in order when one continued another (--init-from)")
     p.add_argument("--eval", type=Path, nargs="+", required=True, help="evaluate.py JSON files")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -36,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     model = keras.models.load_model(args.model, compile=False, safe_mode=True)
-    state = json.loads(args.state.read_text())
+    stages = [json.loads(path.read_text()) for path in args.state]
+    state = stages[-1]
     train_args = dict(state["args"], out=str(args.model))
+    commands = [train_command(s["args"]) for s in stages[:-1]] + [train_command(train_args)]
+    total_epochs = sum(s["epoch"] for s in stages)
+    chain_note = f" of the last run ({total_epochs} epochs in all)" if len(stages) > 1 else ""
     _, h, w, c = model.input_shape
     lines = [
         f"# Model card: `{args.model.name}`", "",
@@ -48,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         "- At run time the pipeline crops a square around each detected face, 10% larger than the box on each side, "
         "and averages the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
         f"- Training data: `{train_args['data']}` ({train_args['format']}); validation / model selection: "
-        f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']} by validation accuracy.",
+        f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']}{chain_note} by validation accuracy.",
         f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
-        "", "Command:", "", "```", train_command(train_args), "```", "", "## Measured", "",
+        "", "Command" + ("s, in order (each run starts from the previous one's weights):" if len(commands) > 1 else ":"),
+        "", "```", *commands, "```", "", "## Measured", "",
         "| data | n | flip TTA | accuracy | macro-F1 | " + " | ".join(f"recall {label}" for label in LABELS) + " |",
         "|---|---|---|---|---|" + "---|" * len(LABELS),
     ]
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         recalls = " | ".join(f"{r['per_class'][label]['recall']:.3f}" for label in LABELS)
         lines.append(f"| `{r['data']}` | {r['n']} | {'yes' if r.get('flip_tta', True) else 'no'} | {r['accuracy']:.4f} | "
                      f"{r['macro_f1']:.4f} | {recalls} |")
-    lines += ["", f"Per-epoch history: `reports/training-{train_args['arch']}.json`.", ""]
+    lines += ["", "Per-epoch history: " + ", ".join(f"`{path}`" for path in args.state) + ".", ""]
     args.out.write_text("\n".join(lines))
     return 0
 

@@ -1,7 +1,8 @@
 """Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
 
-    python training/models_table.py --runs reports/training-vgg_small.json:reports/eval-vgg_small-val.json \
-        reports/training-seed.json:reports/eval-seed-val.json --out reports/models.md
+    python training/models_table.py --runs reports/training-vgg_small-stage2.json:reports/eval-shipped-fer2013-val.json \
+        reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
+        reports/training-seed.json:reports/eval-seed-fer2013-val.json --out reports/models.md
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Models tried", "",
              "Validation = FER2013 PublicTest (`../shared/data/fer2013/val`, 3,589 faces), the split used for model "
              "selection; evaluated with `training/evaluate.py` through the run-time classifier (shared preprocess, flip TTA as noted).", "",
-             "| arch | training data | epochs (best) | val accuracy | val macro-F1 | flip TTA | "
+             "| model | arch | starts from | training data | epochs (best) | val accuracy | val macro-F1 | flip TTA | "
              + " | ".join(f"recall {label}" for label in LABELS) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(LABELS)]
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(LABELS)]
     commands = []
     for spec in args.runs:
         training_path, _, eval_path = spec.partition(":")
@@ -34,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(Path(eval_path).read_text())
         targs = state["args"]
         recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
-        lines.append(f"| `{targs['arch']}` | `{targs['data']}` | {state['epoch']} ({state.get('best_epoch')}) | "
+        start = f"`{targs['init_from']}`" if targs.get("init_from") else "scratch"
+        lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | `{targs['data']}` | {state['epoch']} ({state.get('best_epoch')}) | "
                      f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {'yes' if result.get('flip_tta', True) else 'no'} | {recalls} |")
-        commands.append((targs["arch"], train_command(targs), result.get("command", "")))
+        commands.append((targs["out"], train_command(targs), result.get("command", "")))
     lines += ["", "## Commands", ""]
-    for arch, train, evaluate in commands:
-        lines += [f"`{arch}`:", "", "```", train, evaluate, "```", ""]
+    for model, train, evaluate in commands:
+        lines += [f"`{model}`:", "", "```", train, evaluate, "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     return 0

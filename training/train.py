@@ -160,7 +160,7 @@ def _without_optimizer(model):
     """A copy for shipping: same architecture and weights, no optimizer state (a third of the size)."""
     import keras
 
-    clean = keras.models.clone_model(model)
+    clean = keras.Model.from_config(model.get_config())  # clone_model would carry the compiled optimizer along
     clean.set_weights(model.get_weights())
     return clean
 
