@@ -1,6 +1,7 @@
 """Writing outputs: atomic files, formula-safe CSV cells, output paths that stay inside the output folder."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -64,10 +65,16 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 
 def safe_component(name: str) -> str:
-    """A file-name component with only portable characters, never empty, '.' or '..'."""
-    cleaned = _UNSAFE.sub("_", name).strip(" ")
-    cleaned = cleaned.lstrip(".") or "_"
-    return cleaned[:120]
+    """A file-name component with only portable characters, never empty, '.' or '..'. A name that had to be
+    changed (or shortened) carries a short hash of the original, so two names never map to one file."""
+    cleaned = _UNSAFE.sub("_", name).strip(" ").lstrip(".") or "_"
+    if cleaned == name and len(name) <= 120:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    stem, ext = os.path.splitext(cleaned)
+    if len(ext) > 16 or not stem:
+        stem, ext = cleaned, ""
+    return f"{stem[:100]}~{digest}{ext}"
 
 
 def safe_relative_path(source: str, suffix: str) -> PurePosixPath:

@@ -48,3 +48,11 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(target, "y\n")
     assert target.read_text() == "y\n"
     assert [p.name for p in target.parent.iterdir()] == ["b.csv"]
+
+
+def test_names_that_differ_only_in_replaced_characters_get_different_csvs(tmp_path):
+    names = ["a:b.mp4", "a?b.mp4", "a_b.mp4", "a\nb.mp4", "x" * 130 + "1.mp4", "x" * 130 + "2.mp4"]
+    paths = {per_frame_csv_path(tmp_path, f"clips/{name}", "video") for name in names}
+    assert len(paths) == len(names)
+    assert per_frame_csv_path(tmp_path, "clips/a_b.mp4", "video").name == "a_b.mp4.csv"   # clean names stay as they are
+    assert all(p.parent == tmp_path / "clips" and p.name.endswith(".mp4.csv") for p in paths)
