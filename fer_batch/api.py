@@ -136,7 +136,11 @@ def run_batch(inputs: Sequence[InputFile], collector: Collector, options: Analyz
         report("files", 1)
 
     todo = [item for item in inputs if item.source not in finished]
-    if todo:
+    if todo and options.backend == "ray":
+        from fer_batch.ray_backend import RayRunner
+
+        RayRunner(options, on_frames=lambda n: report("frames", n)).run(todo, done)
+    elif todo:
         detector, classifier = stages or build_stages(options)
         pipeline = Pipeline(detector, classifier, options, on_frames=lambda n: report("frames", n))
         pipeline.run(todo, done)
@@ -152,7 +156,7 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
     errors and the report (when `out` is given) at the end.
 
     Before any work this raises state.RunLocked (another run writes there), state.ResumeRefused (options changed
-    since the interrupted run), DetectorUnavailable or ModelLoadError. `on_start` is told how many inputs an
+    since the interrupted run), DetectorUnavailable, ModelLoadError or (with the Ray backend) BackendUnavailable. `on_start` is told how many inputs an
     interrupted run had already finished.
     """
     from fer_batch.outputs import IncrementalCsvWriter
@@ -162,7 +166,8 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
         finished = state.start(options, inputs, resume)
         if on_start is not None:
             on_start(len(finished))
-        stages = build_stages(options) if len(finished) < len(inputs) else None
+        local_work = options.backend == "local" and len(finished) < len(inputs)
+        stages = build_stages(options) if local_work else None  # Ray's workers build their own
         writer = IncrementalCsvWriter(csv_dir)
         collector = Collector(skipped, sink=writer.add)
         analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
@@ -177,7 +182,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     """Analyse videos and photos (files or folders, walked recursively).
 
     Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
-    device, ...). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
+    device, ..., and backend="ray" with address, segment_s, workers, cpus_per_worker to run on a Ray cluster). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
     a journal that `resume=True` continues from after a crash (see `analyze_into`); with `out` the HTML report too.
     """
     if isinstance(paths, (str, os.PathLike)):

@@ -29,6 +29,11 @@ class Device(str, Enum):
     gpu = "gpu"
 
 
+class Backend(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 def _fail(message: str) -> None:
     typer.echo(f"fer-batch: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
@@ -40,6 +45,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import progress_bars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
+    from fer_batch.options import BackendUnavailable
     from fer_batch.sources import walk_inputs
     from fer_batch.state import ResumeRefused, RunLocked
 
@@ -63,7 +69,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     try:
         with progress_bars(len(inputs), options.quiet) as progress:
             analysis = analyze_into(inputs, skipped, options, csv_dir, out, smooth, resume, progress, announce)
-    except (RunLocked, ResumeRefused, DetectorUnavailable, ModelLoadError, ValueError) as exc:
+    except (RunLocked, ResumeRefused, DetectorUnavailable, ModelLoadError, BackendUnavailable, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write into {csv_dir} ({exc.strerror or exc})")
@@ -96,6 +102,16 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same CSV folder: "
                                 "inputs it finished (same path, size and time) are not analysed again."),
+    backend: Backend = typer.Option(Backend.local, "--backend", help="Where the work runs: this process, or a Ray "
+                                    "cluster (pip install 'fer-batch[ray]'); the outputs are the same."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray: the cluster to join (e.g. HEAD:6379) "
+                                          "[default: a local Ray instance, started and stopped by the run]."),
+    segment_seconds: float = typer.Option(300.0, "--segment-seconds", help="Ray: analyse videos longer than "
+                                          "this in segments of this many seconds, in parallel."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray: analysing workers, each loading the "
+                                          "model once [default: one per GPU of the cluster, else one per CPU]."),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for and "
+                                          "uses for TensorFlow when it has no GPU."),
 ) -> None:
     """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, errors.csv and an HTML report."""
     from fer_batch.options import AnalyzeOptions
@@ -103,8 +119,10 @@ def analyze(
     options = AnalyzeOptions(
         fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
-        detect_every=detect_every, batch_size=batch_size, device=device.value, flip_tta=flip_tta, annotate_dir=str(annotate) if annotate else None,
-        include_hidden=include_hidden, quiet=quiet)
+        detect_every=detect_every, batch_size=batch_size, device=device.value, flip_tta=flip_tta,
+        annotate_dir=str(annotate) if annotate else None, include_hidden=include_hidden, quiet=quiet,
+        backend=backend.value, address=address, segment_s=segment_seconds, workers=workers,
+        cpus_per_worker=cpus_per_worker)
     raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume))
 
 

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+BACKENDS = ("local", "ray")
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend that cannot run here; str(exc) is one sentence saying what is missing and how to provide it."""
+
 
 @dataclass
 class AnalyzeOptions:
@@ -22,6 +28,12 @@ class AnalyzeOptions:
     include_hidden: bool = False
     annotate_dir: str | None = None
     quiet: bool = False
+    # where the work runs; none of these change results (see state.OPTIONS_WITHOUT_EFFECT)
+    backend: str = "local"            # "local": this process; "ray": actors on a Ray cluster (ray_backend.py)
+    address: str | None = None        # ray: the cluster to join; None = a local Ray instance for the run
+    segment_s: float = 300.0          # ray: videos longer than this are analysed in segments of this length
+    workers: int | None = None        # ray: analysing actors; None = one per GPU of the cluster, else per CPU(s)
+    cpus_per_worker: float = 1.0      # ray: CPUs each actor asks for (and TensorFlow threads it uses without GPU)
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "AnalyzeOptions":
@@ -44,3 +56,16 @@ class AnalyzeOptions:
             raise ValueError("--min-face must be 0 or more")
         if not 0 <= self.crop_margin <= 1:
             raise ValueError("crop margin must be between 0 and 1")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.backend != "ray" and (self.address is not None or self.workers is not None):
+            raise ValueError("--address and --workers need --backend ray")
+        if self.backend == "ray" and self.annotate_dir:
+            raise ValueError("--annotate needs --backend local: annotated copies are drawn where the frames are "
+                             "decoded, which with Ray is on the cluster's workers")
+        if not self.segment_s > 0:
+            raise ValueError("--segment-seconds must be positive")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if not self.cpus_per_worker > 0:
+            raise ValueError("--cpus-per-worker must be positive")

@@ -16,7 +16,7 @@ from fer_batch.crops import crop_faces, thumbnail
 from fer_batch.detect.base import Detector
 from fer_batch.keyframes import KeyframeScheduler
 from fer_batch.options import AnalyzeOptions
-from fer_batch.sources import InputFailure, InputFile, frames_of, open_video
+from fer_batch.sources import InputFailure, InputFile, TimeWindow, WindowEdges, frames_of, open_video
 from fer_batch.track import IouTracker
 from fer_batch.types import Faces, Frame, FrameResult, InputError
 
@@ -36,7 +36,35 @@ class InputOutcome:
 _END = object()
 
 
-def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.Queue, stop: threading.Event) -> None:
+class ResultAssembler:
+    """The last step of a frame's analysis: track ids for a video's faces, each track's (or photo face's) best
+    thumbnail, and the frame appended to its input's results. Both backends finish frames here."""
+
+    def __init__(self) -> None:
+        self._trackers: dict[str, IouTracker] = {}
+
+    def add(self, outcome: InputOutcome, index: int, time_s: float | None, faces: Faces,
+            thumbnail_of: Callable[[int], np.ndarray]) -> None:
+        """Finish one frame; `thumbnail_of(i)` gives face i's thumbnail (asked only when it is the best so far)."""
+        item = outcome.item
+        if item.kind == "video":
+            faces.track_ids = self._trackers.setdefault(item.source, IouTracker()).update(faces.boxes, time_s or 0.0)
+        else:
+            faces.track_ids = None
+        keys = faces.track_ids if faces.track_ids is not None else range(len(faces))
+        for i, (key, score) in enumerate(zip(keys, faces.scores)):
+            score = float(score) if np.isfinite(score) else -1.0  # interpolated boxes (--detect-every) rank last
+            best = outcome.thumbnails.get(int(key))
+            if best is None or score > best[0]:
+                outcome.thumbnails[int(key)] = (score, thumbnail_of(i))
+        outcome.results.append(FrameResult(item.source, index, time_s, faces))
+
+    def forget(self, source: str) -> None:
+        self._trackers.pop(source, None)
+
+
+def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.Queue, stop: threading.Event,
+                window: TimeWindow | None = None, edges: WindowEdges | None = None) -> None:
     for item in items:
         if stop.is_set():
             return
@@ -48,7 +76,7 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
                 cap, info = open_video(item.path)
                 cap.release()
                 duration = info.frame_count / info.fps if info.fps and info.frame_count else None
-            for frame in frames_of(item, options.fps, options.max_frames, problems):
+            for frame in frames_of(item, options.fps, options.max_frames, problems, window, edges):
                 while not stop.is_set():
                     try:
                         out.put(("frame", item, frame), timeout=0.5)
@@ -75,15 +103,21 @@ class Pipeline:
         self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
         self.keyframes = KeyframeScheduler(options.detect_every)
         self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
+        self.assembler = ResultAssembler()
 
-    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
-        """Analyse `items`; `on_done` is called once per input, in input order, as soon as it is finished."""
+    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None],
+            window: TimeWindow | None = None, edges: WindowEdges | None = None) -> None:
+        """Analyse `items`; `on_done` is called once per input, in input order, as soon as it is finished.
+
+        With `window`, only that stretch of each video is decoded, and `edges` is told what its edges looked like
+        (meant for one video at a time: a segment of a long one).
+        """
         frames_queue: queue.Queue = queue.Queue(maxsize=max(4, self.options.frame_batch * 3))
         stop = threading.Event()
-        decoder = threading.Thread(target=_decode_all, args=(items, self.options, frames_queue, stop), daemon=True)
+        decoder = threading.Thread(target=_decode_all, args=(items, self.options, frames_queue, stop, window, edges),
+                                   daemon=True)
         decoder.start()
         outcomes: dict[str, InputOutcome] = {}
-        trackers: dict[str, IouTracker] = {}
         ended: list[InputOutcome] = []
         batch: list[tuple[InputOutcome, Frame]] = []
         try:
@@ -95,7 +129,7 @@ class Pipeline:
                 if kind == "frame":
                     batch.append((outcome, payload))
                     if len(batch) >= self.options.frame_batch:
-                        self._process(batch, trackers)
+                        self._process(batch)
                         batch = []
                 else:
                     duration, problems, failure = payload
@@ -105,30 +139,30 @@ class Pipeline:
                         outcome.error = InputError(item.source, failure.stage, failure.reason)
                     ended.append(outcome)
                     if frames_queue.empty() or len(ended) > 64:
-                        self._process(batch, trackers)
+                        self._process(batch)
                         batch = []
-                        self._finish(ended, outcomes, trackers, on_done)
-            self._process(batch, trackers)
-            self._finish(ended, outcomes, trackers, on_done)
+                        self._finish(ended, outcomes, on_done)
+            self._process(batch)
+            self._finish(ended, outcomes, on_done)
         finally:
             stop.set()
             if self.annotator:
                 self.annotator.close_all()
             decoder.join(timeout=5)
 
-    def _finish(self, ended: list[InputOutcome], outcomes: dict, trackers: dict, on_done) -> None:
-        self._close_held_frames(ended, trackers)
+    def _finish(self, ended: list[InputOutcome], outcomes: dict, on_done) -> None:
+        self._close_held_frames(ended)
         for outcome in ended:
             if outcome.duration_s is None and outcome.item.kind == "video" and outcome.results:
                 outcome.duration_s = outcome.results[-1].time_s
             if self.annotator:
                 self.annotator.close(outcome.item.source)
             outcomes.pop(outcome.item.source, None)
-            trackers.pop(outcome.item.source, None)
+            self.assembler.forget(outcome.item.source)
             on_done(outcome)
         ended.clear()
 
-    def _process(self, batch: list[tuple[InputOutcome, Frame]], trackers: dict[str, IouTracker]) -> None:
+    def _process(self, batch: list[tuple[InputOutcome, Frame]]) -> None:
         if not batch:
             return
         live = [(o, f) for o, f in batch if o.error is None or o.error.stage == "decode"]
@@ -146,10 +180,10 @@ class Pipeline:
                 ready += [(outcome, f, fs) for f, fs in self.keyframes.release(frame, faces)]
             else:
                 ready.append((outcome, frame, faces))
-        self._classify_and_collect(ready, trackers)
+        self._classify_and_collect(ready)
         self.on_frames(len(batch))
 
-    def _close_held_frames(self, ended: list[InputOutcome], trackers: dict[str, IouTracker]) -> None:
+    def _close_held_frames(self, ended: list[InputOutcome]) -> None:
         """Frames still held at the end of a video: the last becomes a keyframe for the ones before it."""
         closing = [(o, f) for o in ended if (f := self.keyframes.take_last_held(o.item.source)) is not None
                    and (o.error is None or o.error.stage == "decode")]
@@ -160,12 +194,11 @@ class Pipeline:
         for (outcome, frame), faces in zip(closing, detections):
             if faces is not None:
                 ready += [(outcome, f, fs) for f, fs in self.keyframes.release(frame, faces)]
-        self._classify_and_collect(ready, trackers)
+        self._classify_and_collect(ready)
         for outcome in ended:
             self.keyframes.forget(outcome.item.source)
 
-    def _classify_and_collect(self, ready: list[tuple[InputOutcome, Frame, Faces | None]],
-                              trackers: dict[str, IouTracker]) -> None:
+    def _classify_and_collect(self, ready: list[tuple[InputOutcome, Frame, Faces | None]]) -> None:
         if not ready:
             return
         started = time.perf_counter()
@@ -190,15 +223,7 @@ class Pipeline:
                 continue
             mine = np.flatnonzero(owners_arr == i)
             faces.probs = probs[mine] if len(mine) else np.zeros((0, probs.shape[1] if probs.ndim == 2 else 7), np.float32)
-            if outcome.item.kind == "video":
-                tracker = trackers.setdefault(outcome.item.source, IouTracker())
-                faces.track_ids = tracker.update(faces.boxes, frame.time_s or 0.0)
-            else:
-                faces.track_ids = None
-            self._keep_thumbnails(outcome, frame, faces, [crops[j] for j in mine])
-            outcome.results.append(FrameResult(frame.source, frame.index, frame.time_s, faces))
-            if self.annotator:
-                self.annotator.add(outcome.item, frame, faces)
+            self._collect(outcome, frame, faces, [crops[j] for j in mine])
         self.stage_seconds["track_and_collect"] += time.perf_counter() - classified
 
     def _detect(self, frames: list[Frame], outcomes: list[InputOutcome]) -> list[Faces | None]:
@@ -217,13 +242,11 @@ class Pipeline:
                     found.append(None)
         return [_sorted_left_to_right(f) if f is not None else None for f in found]
 
-    def _keep_thumbnails(self, outcome: InputOutcome, frame: Frame, faces: Faces, crops: list[np.ndarray]) -> None:
-        keys = faces.track_ids if faces.track_ids is not None else range(len(faces))
-        for key, score, crop in zip(keys, faces.scores, crops):
-            key, score = int(key), float(score) if np.isfinite(score) else -1.0  # interpolated boxes rank last
-            best = outcome.thumbnails.get(key)
-            if best is None or score > best[0]:
-                outcome.thumbnails[key] = (score, thumbnail(crop))
+    def _collect(self, outcome: InputOutcome, frame: Frame, faces: Faces, crops: list[np.ndarray]) -> None:
+        """A detected and classified frame: tracked, its thumbnails kept, added to its input's results."""
+        self.assembler.add(outcome, frame.index, frame.time_s, faces, lambda i: thumbnail(crops[i]))
+        if self.annotator:
+            self.annotator.add(outcome.item, frame, faces)
 
 
 def _sorted_left_to_right(faces: Faces) -> Faces:

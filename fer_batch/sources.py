@@ -4,6 +4,7 @@ Knows nothing about faces.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -190,25 +191,86 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     return cap, info
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """A stretch of a video, [start_s, end_s) in container time: a frame belongs to it when
+    start_s <= time_s + 1e-6 < end_s (the sampler's own tolerance, so consecutive windows share no frame).
+
+    With `seek`, decoding jumps to a little before `start_s`; the frame indices that then follow are OpenCV's,
+    computed from container time, which equal a full decode's counted indices when the frame rate is constant
+    (WindowEdges lets a caller check that). Without `seek`, the video is read from its first frame, the
+    frames before `start_s` grabbed but not decoded into images: slower, and exactly a full decode.
+    """
+
+    start_s: float
+    end_s: float | None = None   # None = to the end of the video
+    seek: bool = True
+
+
+@dataclass(frozen=True)
+class EdgeFrame:
+    """The first frame a decoder read at or after a window edge: where it is, and what it looked like."""
+
+    index: int
+    time_s: float
+    failures_before: int        # undecodable frames right before it
+    digest: str | None          # of the decoded image; None when it could not be decoded
+
+
+@dataclass
+class WindowEdges:
+    """What a windowed decode saw at its edges. A window's `start` must equal the previous window's `end`
+    for its frames to be those a decode of the whole video gives."""
+
+    start: EdgeFrame | None = None
+    end: EdgeFrame | None = None
+
+
+NO_FRAME_DECODED = "the video opened but no frame could be decoded"
+_TOLERANCE_S = 1e-6
+
+
 def video_frames(item: InputFile, fps: float | None = None, max_frames: int | None = None,
-                 problems: list[str] | None = None) -> Iterator[Frame]:
+                 problems: list[str] | None = None, window: TimeWindow | None = None,
+                 edges: WindowEdges | None = None) -> Iterator[Frame]:
     """Sampled frames of a video: with `fps`, the first frame at or after each multiple of 1/fps seconds; else every frame.
 
     Skipped frames are grabbed, not decoded into images. Timestamps come from the container (exact for
     variable frame rate). A broken stretch is stepped over: decoding goes on after it, and a note goes to `problems`.
+    With `window`, only the frames of that stretch (the same frames, indices and times a whole-video decode
+    gives there, when its start is a multiple of 1/fps); `edges` is told what was seen at its edges.
     """
     cap, info = open_video(item.path)
     try:
-        yield from _sample(cap, info, item.source, fps, max_frames, problems)
+        yield from _sample(cap, info, item.source, fps, max_frames, problems, window, edges)
     finally:
         cap.release()
 
 
+def _seek_before(cap: cv2.VideoCapture, info: VideoInfo, start_s: float) -> int:
+    """Jump to a second before `start_s` (seeking is not frame-exact everywhere); the index of the next frame."""
+    if info.fps <= 0:
+        return 0
+    first = int(start_s * info.fps) - int(math.ceil(info.fps)) - 1
+    if first > 0 and cap.set(cv2.CAP_PROP_POS_FRAMES, first):
+        return first
+    return 0
+
+
+def _image_digest(image: np.ndarray | None) -> str | None:
+    if image is None:
+        return None
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest()
+
+
 def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | None, max_frames: int | None,
-            problems: list[str] | None) -> Iterator[Frame]:
+            problems: list[str] | None, window: TimeWindow | None = None,
+            edges: WindowEdges | None = None) -> Iterator[Frame]:
     step = 1.0 / fps if fps else 0.0
-    next_time = 0.0
-    index = -1
+    start_s = window.start_s if window is not None else 0.0
+    end_s = window.end_s if window is not None else None
+    next_time = start_s
+    index = (_seek_before(cap, info, start_s) if window is not None and window.seek and start_s > 0 else 0) - 1
     emitted = 0
     failures_in_a_row = 0
     max_failures = 25
@@ -221,14 +283,23 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
                 continue
             break
         index += 1
-        if failures_in_a_row and problems is not None and index < info.frame_count:
-            problems.append(f"{failures_in_a_row} undecodable frame(s) before frame {index}")
-        failures_in_a_row = 0
+        failures_before, failures_in_a_row = failures_in_a_row, 0
         time_s = _frame_time(cap, index, info.fps, last_time)
         last_time = time_s
-        if step and time_s + 1e-6 < next_time:
+        if end_s is not None and time_s + _TOLERANCE_S >= end_s:
+            if edges is not None:
+                ok, image = cap.retrieve()
+                edges.end = EdgeFrame(index, round(time_s, 6), failures_before, _image_digest(image if ok else None))
+            break
+        if time_s + _TOLERANCE_S < start_s:
+            continue  # before the window: its notes and frames belong to an earlier one
+        if failures_before and problems is not None and index < info.frame_count:
+            problems.append(f"{failures_before} undecodable frame(s) before frame {index}")
+        if step and time_s + _TOLERANCE_S < next_time:
             continue
         ok, image = cap.retrieve()
+        if edges is not None and edges.start is None:  # the window's first frame: never skipped, as next_time = start_s
+            edges.start = EdgeFrame(index, round(time_s, 6), failures_before, _image_digest(image if ok else None))
         if not ok or image is None:
             if problems is not None:
                 problems.append(f"frame {index} could not be decoded")
@@ -237,8 +308,8 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
             next_time = (math.floor(time_s / step + 1e-6) + 1) * step
         emitted += 1
         yield Frame(source, index, round(time_s, 6), image)
-    if emitted == 0 and (max_frames is None or max_frames > 0):
-        raise InputFailure("decode", "the video opened but no frame could be decoded")
+    if emitted == 0 and window is None and (max_frames is None or max_frames > 0):
+        raise InputFailure("decode", NO_FRAME_DECODED)
 
 
 def _frame_time(cap: cv2.VideoCapture, index: int, fps: float, last_time: float) -> float:
@@ -251,7 +322,8 @@ def _frame_time(cap: cv2.VideoCapture, index: int, fps: float, last_time: float)
 
 
 def frames_of(item: InputFile, fps: float | None = None, max_frames: int | None = None,
-              problems: list[str] | None = None) -> Iterator[Frame]:
+              problems: list[str] | None = None, window: TimeWindow | None = None,
+              edges: WindowEdges | None = None) -> Iterator[Frame]:
     if item.kind == "video":
-        return video_frames(item, fps, max_frames, problems)
+        return video_frames(item, fps, max_frames, problems, window, edges)
     return image_frames(item)

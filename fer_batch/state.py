@@ -30,7 +30,9 @@ from fer_batch.types import Faces, FrameResult, InputError
 STATE_DIR = ".fer-batch"
 JOURNAL_VERSION = 1
 # options that change what is written for an input; everything else in AnalyzeOptions counts
-OPTIONS_WITHOUT_EFFECT = frozenset({"quiet", "include_hidden"})
+OPTIONS_WITHOUT_EFFECT = frozenset({"quiet", "include_hidden",
+                                    # where the work runs: a run begun locally may resume on Ray, and back
+                                    "backend", "address", "segment_s", "workers", "cpus_per_worker"})
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # export.atomic_write_bytes' temporaries
 
 

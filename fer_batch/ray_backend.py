@@ -1,0 +1,227 @@
+"""`--backend ray`: a batch's units (photos, videos, segments of long videos; units.py) analysed by Ray actors
+that load the detector and classifier once, on a GPU each where the cluster has them; the driver joins their
+results (joiner.py) and hands them to the same collector and writers as a local run.
+
+Imported only for that backend: the local path never imports Ray. Every node needs `pip install "fer-batch[ray]"`
+(the same version as the driver) and must see the inputs (and a --model file) at the paths the driver sees them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from fer_batch.options import AnalyzeOptions, BackendUnavailable
+
+try:
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+except ImportError as exc:  # pragma: no cover - exercised where Ray is absent
+    raise BackendUnavailable(f"--backend ray needs Ray, which cannot be imported ({exc}): "
+                             "pip install 'fer-batch[ray]'") from None
+
+from fer_batch.joiner import Joiner
+from fer_batch.pipeline import InputOutcome
+from fer_batch.sources import InputFile
+from fer_batch.units import UnitAnalyzer, UnitResult, WorkUnit, plan_units
+
+ACTOR_RESTARTS = 4        # Ray restarts an actor whose process died this many times (reloading its model)...
+TASK_RETRIES = 2          # ...and runs the unit it was analysing again this many times
+UNIT_TRIES = 2            # then the driver gives the unit to a worker this many times before it fails
+STARTUP_TIMEOUT_S = 900.0  # for the first actor to load its model (a cold node may also install packages)
+LOCAL_OBJECT_STORE_BYTES = 1 << 30
+
+
+class AnalyzerActor:
+    """The Ray actor: one worker's UnitAnalyzer. Its only argument is small, so Ray can always restart it."""
+
+    def __init__(self, options: AnalyzeOptions):
+        from fer_batch.classify import ModelLoadError
+
+        self.error: Exception | None = None
+        self.analyzer: UnitAnalyzer | None = None
+        try:
+            if options.model and not Path(options.model).exists():
+                raise ModelLoadError(f"model file {options.model} does not exist on Ray node {platform.node()}: "
+                                     "every node must see it at the same path.")
+            if not ray.get_gpu_ids():
+                _limit_tensorflow_threads(options.cpus_per_worker)
+            self.analyzer = UnitAnalyzer(options)
+        except Exception as exc:  # DetectorUnavailable, ModelLoadError, ...: the driver raises it as a local run would
+            self.error = exc
+
+    def ready(self) -> dict:
+        import fer_batch
+
+        return {"error": self.error, "node": platform.node(), "pid": os.getpid(), "version": fer_batch.__version__}
+
+    def analyze(self, unit: WorkUnit) -> UnitResult:
+        return self.analyzer.analyze(unit)
+
+
+def _limit_tensorflow_threads(cpus: float) -> None:
+    import tensorflow as tf
+
+    threads = max(1, int(cpus))
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+@contextmanager
+def ray_session(options: AnalyzeOptions) -> Iterator[None]:
+    """Joins the cluster at `options.address`, or starts a local Ray instance; disconnects or stops it afterwards.
+    A process already connected to Ray (a user's own script) stays connected."""
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ side logs retries as warnings on stderr
+    quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    try:
+        if options.address:
+            ray.init(address=options.address, **quiet)
+        else:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
+        hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+                "~/.ray/auth_token) in this environment" if options.address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
+        raise BackendUnavailable(f"could not start or join {where} "
+                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}){hint}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def actor_plan(options: AnalyzeOptions, units: int) -> tuple[int, dict]:
+    """How many actors, and the resources each asks for: a GPU each where the cluster has them."""
+    from fer_batch.classify import ModelLoadError
+
+    total = ray.cluster_resources()
+    gpus = int(total.get("GPU", 0)) if options.device != "cpu" else 0
+    if options.device == "gpu" and not gpus:
+        raise ModelLoadError("--device gpu was asked for, but the Ray cluster has no GPU.")
+    largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
+    if options.cpus_per_worker > largest_node:
+        raise BackendUnavailable(f"--cpus-per-worker {options.cpus_per_worker:g} is more than any node of the "
+                                 f"Ray cluster has ({largest_node:g})")
+    if gpus:
+        count, resources = options.workers or gpus, {"num_gpus": 1, "num_cpus": options.cpus_per_worker}
+    else:
+        count = options.workers or max(1, int(total.get("CPU", 1) // options.cpus_per_worker))
+        resources = {"num_cpus": options.cpus_per_worker}
+    return max(1, min(count, units)), resources
+
+
+class RayRunner:
+    """Runs a batch's inputs on Ray; `run` calls `on_done` once per input, in input order, like Pipeline.run."""
+
+    def __init__(self, options: AnalyzeOptions, on_frames: Callable[[int], None] | None = None):
+        self.options = options
+        self.on_frames = on_frames
+
+    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
+        # workers have their own working directory: they are given absolute paths (outputs keep `source`)
+        options = replace(self.options, model=str(Path(self.options.model).absolute()) if self.options.model else None)
+        units = plan_units([replace(item, path=item.path.absolute()) for item in items], options)
+        joiner = Joiner(items, units, on_done, self.on_frames)
+        with ray_session(options):
+            count, resources = actor_plan(options, len(units))
+            pool = _ActorPool(options, count, resources)
+            try:
+                pool.run(units, joiner)
+            finally:
+                pool.close()
+
+
+class _ActorPool:
+    """Actors that pull units one at a time (so a unit that kills its worker costs no other unit a retry)."""
+
+    def __init__(self, options: AnalyzeOptions, count: int, resources: dict):
+        self._options = options
+        self._actor_class = ray.remote(AnalyzerActor).options(
+            max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES, **resources)
+        self._spares = count  # replacements for actors that died for good
+        self._actors = [self._actor_class.remote(options) for _ in range(count)]
+        self._starting = {actor.ready.remote(): actor for actor in self._actors}
+        self._any_ready = False
+
+    def run(self, units: Sequence[WorkUnit], joiner: Joiner) -> None:
+        pending: deque[WorkUnit] = deque(units)
+        idle: list = []
+        running: dict = {}
+        tries: dict[int, int] = {}
+        while pending or running:
+            while idle and pending:
+                unit = joiner.prepare(pending.popleft())
+                actor = idle.pop()
+                running[actor.analyze.remote(unit)] = (unit, actor)
+            if not running and not self._starting:
+                for unit in pending:
+                    joiner.fail(unit, "no Ray worker was left to analyse it")
+                break
+            ref = self._next_ready(list(running) + list(self._starting))
+            if ref in self._starting:
+                actor = self._starting.pop(ref)
+                if self._started(ref, actor):
+                    idle.append(actor)
+                continue
+            unit, actor = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayActorError as exc:  # its process died more often than Ray retries
+                tries[unit.key] = tries.get(unit.key, 0) + 1
+                if tries[unit.key] < UNIT_TRIES:
+                    pending.appendleft(unit)
+                else:
+                    joiner.fail(unit, f"its Ray worker process died {tries[unit.key] * (TASK_RETRIES + 1)} times "
+                                      f"while analysing it ({type(exc).__name__})")
+                self._starting[actor.ready.remote()] = actor  # back to work once restarted, replaced if dead
+                continue
+            except RayTaskError as exc:
+                joiner.fail(unit, f"analysis failed on a Ray worker ({type(exc.cause).__name__ if exc.cause else 'error'})")
+            else:
+                pending.extendleft(reversed(joiner.add(result)))
+            idle.append(actor)
+
+    def _next_ready(self, refs: list):
+        timeout = None if self._any_ready else STARTUP_TIMEOUT_S
+        done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not done:
+            raise BackendUnavailable(f"no Ray worker started within {STARTUP_TIMEOUT_S:.0f} s; does the cluster have "
+                                     "the CPUs (and GPUs) the workers ask for free?")
+        return done[0]
+
+    def _started(self, ref, actor) -> bool:
+        """Whether the actor is ready for work; an actor that died for good is replaced while spares last."""
+        try:
+            info = ray.get(ref)
+        except (RayActorError, GetTimeoutError):
+            ray.kill(actor, no_restart=True)
+            if self._spares > 0:
+                self._spares -= 1
+                new = self._actor_class.remote(self._options)
+                self._actors.append(new)
+                self._starting[new.ready.remote()] = new
+            return False
+        if info["error"] is not None:
+            if not self._any_ready:
+                raise info["error"]  # the detector or model cannot load: fail before any work, as a local run does
+            return False
+        import fer_batch
+
+        if info["version"] != fer_batch.__version__:
+            raise BackendUnavailable(f"Ray worker {info['node']} runs fer-batch {info['version']}, this driver "
+                                     f"{fer_batch.__version__}: install the same version on every node")
+        self._any_ready = True
+        return True
+
+    def close(self) -> None:
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
