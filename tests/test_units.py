@@ -54,6 +54,7 @@ def test_plan_keeps_input_order_cuts_long_videos_and_groups_photos(videos, tmp_p
         (["a.jpg"], 0, 1), (["cfr.mp4"], 0, 2), (["cfr.mp4"], 1, 2), (["b.jpg"], 0, 1), (["intact.avi"], 0, 1)]
     assert [u.key for u in units] == list(range(5))
     assert all(u.segments == 1 for u in plan_units(items, AnalyzeOptions(fps=5.0, segment_s=5.0, max_frames=10)))
+    assert all(u.segments == 1 for u in plan_units(items, AnalyzeOptions(fps=5.0, segment_s=5.0, detect_every=3)))
     photos = walk_inputs([tmp_path])[0] * 20
     assert [len(u.items) for u in plan_units(photos, AnalyzeOptions())] == [16, 16, 8]
 
