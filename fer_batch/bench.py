@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
-import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -57,48 +56,59 @@ def classifier_crops_per_s(classifier, n: int = 2048) -> float:
     return n / (time.perf_counter() - started)
 
 
-PEER_SCRIPT = textwrap.dedent("""
-    import json, sys, time
-    import cv2
-    from fer.fer import FER
-    detector = FER(mtcnn=False)
-    cap = cv2.VideoCapture(sys.argv[1])
-    n, faces, started = 0, 0, time.perf_counter()
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        faces += len(detector.detect_emotions(frame))
-        n += 1
-    print(json.dumps({"frames": n, "faces": faces, "fps": n / (time.perf_counter() - started)}))
-""")
+def peer_figures(video: Path, peer_python: Path | None, max_frames: int | None) -> dict:
+    """The peer's frames/second analysing every frame, with its default Haar detector and, when its environment
+    has facenet-pytorch, with mtcnn=True; None values and a one-sentence note when it cannot run."""
+    from fer_batch.peer import PeerUnavailable, mtcnn_available, peer_video_fps
 
-
-def peer_fps(video: Path) -> dict | None:
-    """The `fer` package's frames/second analysing every frame (its default Haar detector), or None when not installed."""
+    figures = no_peer_figures(None)
     try:
-        done = subprocess.run([sys.executable, "-c", PEER_SCRIPT, str(video)], capture_output=True, text=True, timeout=3600)
-    except subprocess.TimeoutExpired:
-        return None
-    if done.returncode != 0:
-        return None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        haar = peer_video_fps(peer_python, video, max_frames=max_frames)
+    except PeerUnavailable as exc:
+        figures["peer_note"] = f"Peer not measured: {exc}."
+        return figures
+    figures.update(peer_fps=round(haar["fps"], 2), peer_frames=haar["frames"], peer_faces=haar["faces"],
+                   peer_version=f"fer {haar['fer_version']}, OpenCV {haar['opencv']}")
+    if not mtcnn_available(peer_python):
+        figures["peer_note"] = "The peer's mtcnn=True was not measured: its environment has no facenet-pytorch."
+        return figures
+    try:
+        figures["peer_mtcnn_fps"] = round(peer_video_fps(peer_python, video, mtcnn=True, max_frames=max_frames)["fps"], 2)
+    except PeerUnavailable as exc:
+        figures["peer_note"] = f"The peer's mtcnn=True was not measured: {exc}."
+    return figures
+
+
+def no_peer_figures(note: str | None) -> dict:
+    return {"peer_fps": None, "peer_frames": None, "peer_faces": None, "peer_mtcnn_fps": None,
+            "peer_version": None, "peer_note": note}
+
+
+def _ratio(ours: float, theirs: float | None) -> float | None:
+    return None if not theirs else round(ours / theirs, 3)
 
 
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,
-              with_peer: bool = True) -> dict:
+              with_peer: bool = True, peer_python: Path | None = None) -> dict:
+    """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python())."""
     from fer_batch.api import build_stages
     from fer_batch.demo import write_demo_clip
 
     if video is None:
         video = write_demo_clip(Path("fer-batch-bench") / "bench-clip.mp4", seconds=20.0, fps=30.0)
+    load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     options = AnalyzeOptions(fps=None, max_frames=max_frames, quiet=True)
     stages = build_stages(options)
     dec_fps, total_frames = decode_fps(video)
     every = pipeline_run(video, options, stages)
     at5 = pipeline_run(video, AnalyzeOptions(fps=5.0, quiet=True), stages)
     crops = classifier_crops_per_s(stages[1])
-    peer = peer_fps(video) if with_peer else None
+    if with_peer:
+        from fer_batch.peer import default_peer_python
+
+        peer = peer_figures(video, peer_python or default_peer_python(), max_frames)
+    else:
+        peer = no_peer_figures("Peer not measured: --no-peer.")
     cap, info = open_video(video)
     cap.release()
     result = {
@@ -109,9 +119,11 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
         "fps5_realtime_factor": round((at5["duration_s"] or 0) / max(at5["seconds"], 1e-9), 2),
         "fps5_stage_seconds": at5["stage_seconds"],
         "classifier_crops_per_s": round(crops, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "peer_fps": None if peer is None else round(peer["fps"], 2),
-        "ratio_vs_peer": None if peer is None else round(every["fps"] / peer["fps"], 3),
+        **peer,
+        "ratio_vs_peer": _ratio(every["fps"], peer["peer_fps"]),
+        "ratio_vs_peer_mtcnn": _ratio(every["fps"], peer["peer_mtcnn_fps"]),
         "detector": stages[0].name, "machine": f"{platform.machine()}, {_cpu_count()} CPU(s)",
+        "load_average_at_start": None if load_at_start is None else round(load_at_start, 2),
         "command": "fer-batch bench " + " ".join(sys.argv[2:]),
     }
     if out_json:
@@ -123,24 +135,40 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
 
 
 def _cpu_count() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _peer_cell(fps: float | None, ratio: float | None) -> str:
+    return "not measured" if fps is None else f"{fps} frames/s (ours / peer = {ratio})"
+
+
 def markdown(r: dict) -> str:
-    peer = "not installed" if r["peer_fps"] is None else f"{r['peer_fps']} frames/s (ratio {r['ratio_vs_peer']})"
-    return "\n".join([
+    frames = r.get("every_frame_frames", r["frames"])
+    lines = [
         f"# Benchmark: {Path(r['video']).name} ({r['width']}x{r['height']}, {r['video_fps']:.2f} fps, {r['frames']} frames)",
         "", "```", r["command"], "```", "",
-        f"Machine: {r['machine']}; detector `{r['detector']}`.", "",
-        "| measure | value |", "|---|---|",
+        f"Machine: {r['machine']}; detector `{r['detector']}`.",
+    ]
+    load = r.get("load_average_at_start")
+    if load is not None and load >= 0.5:
+        lines.append(f"Other work shared the machine: 1-minute load average {load} at the start, so every figure "
+                     "here is lower than on an idle machine (ours and the peer's alike).")
+    lines += [
+        "", "| measure | value |", "|---|---|",
         f"| decode only (OpenCV), frames/s | {r['decode_fps']} |",
-        f"| end to end, every frame, frames/s | {r['every_frame_fps']} |",
+        f"| end to end, every frame ({frames} frames), frames/s | {r['every_frame_fps']} |",
         f"| end to end at --fps 5, seconds of video per second | {r['fps5_realtime_factor']} |",
         f"| classifier alone, crops/s | {r['classifier_crops_per_s']} |",
         f"| peak RSS, MB | {r['peak_rss_mb']} |",
-        f"| peer (`fer`, Haar), every frame | {peer} |",
-        "", f"Stage seconds, every frame: {json.dumps(r['every_frame_stage_seconds'])}",
-        f"Stage seconds, --fps 5: {json.dumps(r['fps5_stage_seconds'])}", "",
-    ])
+        f"| peer (`fer`, Haar), every frame | {_peer_cell(r['peer_fps'], r['ratio_vs_peer'])} |",
+        f"| peer (`fer`, mtcnn=True), every frame | {_peer_cell(r.get('peer_mtcnn_fps'), r.get('ratio_vs_peer_mtcnn'))} |",
+        "",
+    ]
+    if r.get("peer_version"):
+        lines.append(f"Peer: {r['peer_version']}, its own pipeline (`fer.classes.Video(...).analyze`) on the same "
+                     f"{r['peer_frames']} frames, model loading excluded as for ours.")
+    if r.get("peer_note"):
+        lines.append(r["peer_note"])
+    lines += ["", f"Stage seconds, every frame: {json.dumps(r['every_frame_stage_seconds'])}",
+              f"Stage seconds, --fps 5: {json.dumps(r['fps5_stage_seconds'])}", ""]
+    return "\n".join(lines)

@@ -149,11 +149,14 @@ def bench(
     reports: Path = typer.Option(Path("reports"), "--reports", help="Where bench.md is written."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Analyse at most this many frames every-frame."),
     peer: bool = typer.Option(True, "--peer/--no-peer", help="Also time the `fer` package when it is installed."),
+    peer_python: Optional[Path] = typer.Option(
+        None, "--peer-python",
+        help="The peer's Python (scripts/install_peer.sh) [default: $FER_BATCH_PEER_PYTHON, else .peer-venv/bin/python]."),
 ) -> None:
     """Measure decode, end-to-end and classifier throughput and peak memory (and the peer's, when installed)."""
     from fer_batch.bench import markdown, run_bench
 
-    result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer)
+    result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer, peer_python=peer_python)
     typer.echo(markdown(result))
 
 
