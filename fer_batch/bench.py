@@ -88,6 +88,10 @@ def _ratio(ours: float, theirs: float | None) -> float | None:
     return None if not theirs else round(ours / theirs, 3)
 
 
+FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
+FAST_FLAGS = "--detector blazeface --detect-every 5 --no-flip-tta"
+
+
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,
               with_peer: bool = True, peer_python: Path | None = None) -> dict:
     """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python())."""
@@ -103,6 +107,8 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
     every = pipeline_run(video, options, stages)
     at5 = pipeline_run(video, AnalyzeOptions(fps=5.0, quiet=True), stages)
     crops = classifier_crops_per_s(stages[1])
+    fast_options = AnalyzeOptions(fps=None, max_frames=max_frames, quiet=True, **FAST_SETTINGS)
+    fast = pipeline_run(video, fast_options, build_stages(fast_options))
     if with_peer:
         from fer_batch.peer import default_peer_python
 
@@ -122,6 +128,8 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
         **peer,
         "ratio_vs_peer": _ratio(every["fps"], peer["peer_fps"]),
         "ratio_vs_peer_mtcnn": _ratio(every["fps"], peer["peer_mtcnn_fps"]),
+        "fast_settings": FAST_FLAGS, "fast_every_frame_fps": round(fast["fps"], 2),
+        "fast_stage_seconds": fast["stage_seconds"], "fast_ratio_vs_peer": _ratio(fast["fps"], peer["peer_fps"]),
         "detector": stages[0].name, "machine": f"{platform.machine()}, {_cpu_count()} CPU(s)",
         "load_average_at_start": None if load_at_start is None else round(load_at_start, 2),
         "command": "fer-batch bench " + " ".join(sys.argv[2:]),
@@ -158,10 +166,12 @@ def markdown(r: dict) -> str:
         f"| decode only (OpenCV), frames/s | {r['decode_fps']} |",
         f"| end to end, every frame ({frames} frames), frames/s | {r['every_frame_fps']} |",
         f"| end to end at --fps 5, seconds of video per second | {r['fps5_realtime_factor']} |",
+        f"| end to end, every frame, fast settings (`{r['fast_settings']}`), frames/s | {r['fast_every_frame_fps']} |",
         f"| classifier alone, crops/s | {r['classifier_crops_per_s']} |",
         f"| peak RSS, MB | {r['peak_rss_mb']} |",
         f"| peer (`fer`, Haar), every frame | {_peer_cell(r['peer_fps'], r['ratio_vs_peer'])} |",
         f"| peer (`fer`, mtcnn=True), every frame | {_peer_cell(r.get('peer_mtcnn_fps'), r.get('ratio_vs_peer_mtcnn'))} |",
+        f"| fast settings / peer (Haar) | {r['fast_ratio_vs_peer']} |",
         "",
     ]
     if r.get("peer_version"):
@@ -170,5 +180,8 @@ def markdown(r: dict) -> str:
     if r.get("peer_note"):
         lines.append(r["peer_note"])
     lines += ["", f"Stage seconds, every frame: {json.dumps(r['every_frame_stage_seconds'])}",
-              f"Stage seconds, --fps 5: {json.dumps(r['fps5_stage_seconds'])}", ""]
+              f"Stage seconds, --fps 5: {json.dumps(r['fps5_stage_seconds'])}",
+              f"Stage seconds, every frame, fast settings: {json.dumps(r['fast_stage_seconds'])}", "",
+              "What the fast settings cost in agreement with every-frame detection: `reports/detect-every.md`; "
+              "BlazeFace's recall against MTCNN's: `reports/detectors.md`.", ""]
     return "\n".join(lines)
