@@ -1,6 +1,7 @@
 """Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
 
-    python training/models_table.py --runs reports/training-vgg_small-stage2.json:reports/eval-shipped-fer2013-val.json \
+    python training/models_table.py --runs reports/training-vgg_small-stage3.json:reports/eval-shipped-fer2013-val.json \
+        reports/training-vgg_small-stage2.json:reports/eval-vgg_small-stage2-fer2013-val.json \
         reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
         reports/training-seed.json:reports/eval-seed-fer2013-val.json --out reports/models.md
 """
