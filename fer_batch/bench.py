@@ -38,11 +38,12 @@ def pipeline_run(video: Path, options: AnalyzeOptions, stages) -> dict:
     items, _ = walk_inputs([video])
     pipeline = Pipeline(*stages, options)
     outcomes = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     pipeline.run(items, outcomes.append)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     results = outcomes[0].results
     return {"frames": len(results), "seconds": seconds, "fps": len(results) / max(seconds, 1e-9),
+            "frames_per_cpu_s": len(results) / max(cpu_seconds, 1e-9),
             "faces": int(sum(len(r.faces) for r in results)), "duration_s": outcomes[0].duration_s,
             "stage_seconds": {k: round(v, 3) for k, v in pipeline.stage_seconds.items()}}
 
@@ -67,21 +68,23 @@ def peer_figures(video: Path, peer_python: Path | None, max_frames: int | None) 
     except PeerUnavailable as exc:
         figures["peer_note"] = f"Peer not measured: {exc}."
         return figures
-    figures.update(peer_fps=round(haar["fps"], 2), peer_frames=haar["frames"], peer_faces=haar["faces"],
+    figures.update(peer_fps=round(haar["fps"], 2), peer_frames_per_cpu_s=round(haar["frames_per_cpu_s"], 2),
+                   peer_frames=haar["frames"], peer_faces=haar["faces"],
                    peer_version=f"fer {haar['fer_version']}, OpenCV {haar['opencv']}")
     if not mtcnn_available(peer_python):
         figures["peer_note"] = "The peer's mtcnn=True was not measured: its environment has no facenet-pytorch."
         return figures
     try:
-        figures["peer_mtcnn_fps"] = round(peer_video_fps(peer_python, video, mtcnn=True, max_frames=max_frames)["fps"], 2)
+        mtcnn = peer_video_fps(peer_python, video, mtcnn=True, max_frames=max_frames)
+        figures.update(peer_mtcnn_fps=round(mtcnn["fps"], 2), peer_mtcnn_frames_per_cpu_s=round(mtcnn["frames_per_cpu_s"], 2))
     except PeerUnavailable as exc:
         figures["peer_note"] = f"The peer's mtcnn=True was not measured: {exc}."
     return figures
 
 
 def no_peer_figures(note: str | None) -> dict:
-    return {"peer_fps": None, "peer_frames": None, "peer_faces": None, "peer_mtcnn_fps": None,
-            "peer_version": None, "peer_note": note}
+    return {"peer_fps": None, "peer_frames_per_cpu_s": None, "peer_frames": None, "peer_faces": None,
+            "peer_mtcnn_fps": None, "peer_mtcnn_frames_per_cpu_s": None, "peer_version": None, "peer_note": note}
 
 
 def _ratio(ours: float, theirs: float | None) -> float | None:
@@ -121,7 +124,7 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
         "video": str(video), "width": info.width, "height": info.height, "video_fps": info.fps, "frames": total_frames,
         "decode_fps": round(dec_fps, 1),
         "every_frame_fps": round(every["fps"], 2), "every_frame_stage_seconds": every["stage_seconds"],
-        "every_frame_frames": every["frames"],
+        "every_frame_frames": every["frames"], "every_frame_frames_per_cpu_s": round(every["frames_per_cpu_s"], 2),
         "fps5_realtime_factor": round((at5["duration_s"] or 0) / max(at5["seconds"], 1e-9), 2),
         "fps5_stage_seconds": at5["stage_seconds"],
         "classifier_crops_per_s": round(crops, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -130,8 +133,13 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
         "ratio_vs_peer_mtcnn": _ratio(every["fps"], peer["peer_mtcnn_fps"]),
         "fast_settings": FAST_FLAGS, "fast_every_frame_fps": round(fast["fps"], 2),
         "fast_stage_seconds": fast["stage_seconds"], "fast_ratio_vs_peer": _ratio(fast["fps"], peer["peer_fps"]),
+        "fast_frames_per_cpu_s": round(fast["frames_per_cpu_s"], 2),
+        "fast_ratio_vs_peer_cpu": _ratio(fast["frames_per_cpu_s"], peer["peer_frames_per_cpu_s"]),
+        "ratio_vs_peer_cpu": _ratio(every["frames_per_cpu_s"], peer["peer_frames_per_cpu_s"]),
+        "ratio_vs_peer_mtcnn_cpu": _ratio(every["frames_per_cpu_s"], peer["peer_mtcnn_frames_per_cpu_s"]),
         "detector": stages[0].name, "machine": f"{platform.machine()}, {_cpu_count()} CPU(s)",
         "load_average_at_start": None if load_at_start is None else round(load_at_start, 2),
+        "niceness": os.nice(0) if hasattr(os, "nice") else 0,
         "command": "fer-batch bench " + " ".join(sys.argv[2:]),
     }
     if out_json:
@@ -146,8 +154,8 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _peer_cell(fps: float | None, ratio: float | None) -> str:
-    return "not measured" if fps is None else f"{fps} frames/s (ours / peer = {ratio})"
+def _peer_cell(value: float | None, ratio: float | None, unit: str = "frames/s") -> str:
+    return "not measured" if value is None else f"{value} {unit} (ours / peer = {ratio})"
 
 
 def markdown(r: dict) -> str:
@@ -161,6 +169,8 @@ def markdown(r: dict) -> str:
     if load is not None and load >= 0.5:
         lines.append(f"Other work shared the machine: 1-minute load average {load} at the start, so every figure "
                      "here is lower than on an idle machine (ours and the peer's alike).")
+    if r.get("niceness"):
+        lines.append(f"The bench ran at niceness {r['niceness']}, below the other work's priority.")
     lines += [
         "", "| measure | value |", "|---|---|",
         f"| decode only (OpenCV), frames/s | {r['decode_fps']} |",
@@ -172,6 +182,13 @@ def markdown(r: dict) -> str:
         f"| peer (`fer`, Haar), every frame | {_peer_cell(r['peer_fps'], r['ratio_vs_peer'])} |",
         f"| peer (`fer`, mtcnn=True), every frame | {_peer_cell(r.get('peer_mtcnn_fps'), r.get('ratio_vs_peer_mtcnn'))} |",
         f"| fast settings / peer (Haar) | {r['fast_ratio_vs_peer']} |",
+        "", "Per CPU second (the process's CPU time, all threads), which other work on the machine does not deflate:",
+        "", "| measure | frames per CPU second |", "|---|---|",
+        f"| ours, every frame | {r.get('every_frame_frames_per_cpu_s')} |",
+        f"| ours, every frame, fast settings | {r.get('fast_frames_per_cpu_s')} (ours / peer Haar = {r.get('fast_ratio_vs_peer_cpu')}) |",
+        f"| peer (`fer`, Haar) | {_peer_cell(r.get('peer_frames_per_cpu_s'), r.get('ratio_vs_peer_cpu'), 'frames per CPU s')} |",
+        f"| peer (`fer`, mtcnn=True) | "
+        f"{_peer_cell(r.get('peer_mtcnn_frames_per_cpu_s'), r.get('ratio_vs_peer_mtcnn_cpu'), 'frames per CPU s')} |",
         "",
     ]
     if r.get("peer_version"):

@@ -151,7 +151,8 @@ def bench(
     peer: bool = typer.Option(True, "--peer/--no-peer", help="Also time the `fer` package when it is installed."),
     peer_python: Optional[Path] = typer.Option(
         None, "--peer-python",
-        help="The peer's Python (scripts/install_peer.sh) [default: $FER_BATCH_PEER_PYTHON, else .peer-venv/bin/python]."),
+        help="The peer's Python, made by scripts/install_peer.sh "
+             "(default: $FER_BATCH_PEER_PYTHON, else .peer-venv/bin/python)."),
 ) -> None:
     """Measure decode, end-to-end and classifier throughput and peak memory (and the peer's, when installed)."""
     from fer_batch.bench import markdown, run_bench

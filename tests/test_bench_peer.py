@@ -12,7 +12,8 @@ from fer_batch import bench
 from fer_batch.peer import RUNNER, PeerUnavailable, default_peer_python, peer_photos, peer_video_fps
 
 REQUIRED_KEYS = {"decode_fps", "every_frame_fps", "fps5_realtime_factor", "classifier_crops_per_s", "peak_rss_mb",
-                 "peer_fps", "ratio_vs_peer", "peer_mtcnn_fps", "peer_note"}
+                 "peer_fps", "ratio_vs_peer", "peer_mtcnn_fps", "peer_note", "every_frame_frames_per_cpu_s",
+                 "peer_frames_per_cpu_s", "ratio_vs_peer_cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def peer_python() -> Path:
 
 def test_peer_analyses_every_frame_of_a_clip(peer_python, tiny_clip):
     result = peer_video_fps(peer_python, tiny_clip, max_frames=4)
-    assert result["frames"] == 4 and result["fps"] > 0 and result["detector"] == "haar"
+    assert result["frames"] == 4 and result["fps"] > 0 and result["frames_per_cpu_s"] > 0 and result["detector"] == "haar"
     assert result["opencv"].startswith("4.")
 
 
