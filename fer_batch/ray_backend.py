@@ -35,6 +35,7 @@ TASK_RETRIES = 2          # ...and runs the unit it was analysing again this man
 UNIT_TRIES = 2            # then the driver gives the unit to a worker this many times before it fails
 STARTUP_TIMEOUT_S = 900.0  # for the first actor to load its model (a cold node may also install packages)
 LOCAL_OBJECT_STORE_BYTES = 1 << 30
+WORKER_MEMORY_BYTES = 1 << 30  # a worker with TensorFlow, MTCNN and the model takes 0.7-0.9 GB on CPU
 
 
 class AnalyzerActor:
@@ -100,22 +101,26 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
 
 
 def actor_plan(options: AnalyzeOptions, units: int) -> tuple[int, dict]:
-    """How many actors, and the resources each asks for: a GPU each where the cluster has them."""
+    """How many actors, and the resources each asks for: a GPU each where the cluster has them, and the memory
+    one needs, so that Ray never starts more on a node than its memory holds (the others wait, unused)."""
     from fer_batch.classify import ModelLoadError
 
     total = ray.cluster_resources()
     gpus = int(total.get("GPU", 0)) if options.device != "cpu" else 0
     if options.device == "gpu" and not gpus:
         raise ModelLoadError("--device gpu was asked for, but the Ray cluster has no GPU.")
-    largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
-    if options.cpus_per_worker > largest_node:
-        raise BackendUnavailable(f"--cpus-per-worker {options.cpus_per_worker:g} is more than any node of the "
-                                 f"Ray cluster has ({largest_node:g})")
+    needed = {"CPU": options.cpus_per_worker, "memory": WORKER_MEMORY_BYTES, **({"GPU": 1} if gpus else {})}
+    if not any(all(node["Resources"].get(name, 0) >= amount for name, amount in needed.items())
+               for node in ray.nodes() if node.get("Alive")):
+        raise BackendUnavailable(f"no node of the Ray cluster has the {options.cpus_per_worker:g} CPU(s), "
+                                 f"{WORKER_MEMORY_BYTES / 2**30:g} GiB of memory{' and GPU' if gpus else ''} "
+                                 "a worker asks for")
+    resources = {"num_cpus": options.cpus_per_worker, "memory": WORKER_MEMORY_BYTES}
     if gpus:
-        count, resources = options.workers or gpus, {"num_gpus": 1, "num_cpus": options.cpus_per_worker}
+        count = options.workers or gpus
+        resources["num_gpus"] = 1
     else:
         count = options.workers or max(1, int(total.get("CPU", 1) // options.cpus_per_worker))
-        resources = {"num_cpus": options.cpus_per_worker}
     return max(1, min(count, units)), resources
 
 
@@ -180,8 +185,8 @@ class _ActorPool:
                 if tries[unit.key] < UNIT_TRIES:
                     pending.appendleft(unit)
                 else:
-                    joiner.fail(unit, f"its Ray worker process died {tries[unit.key] * (TASK_RETRIES + 1)} times "
-                                      f"while analysing it ({type(exc).__name__})")
+                    joiner.fail(unit, f"its Ray worker process kept dying while analysing it, on {UNIT_TRIES} "
+                                      f"workers ({type(exc).__name__})")
                 self._starting[actor.ready.remote()] = actor  # back to work once restarted, replaced if dead
                 continue
             except RayTaskError as exc:
