@@ -60,7 +60,7 @@ def _load_keras_model(path: Path):
 class ExpressionClassifier:
     """Face crops (any size, BGR/RGB-agnostic gray or BGR, uint8) -> (n, 7) probabilities in LABELS order.
 
-    Batches are padded to `batch_size` so one compiled graph serves every call (no retracing);
+    Batches are padded to one of a few fixed sizes, so a few compiled graphs serve every call (no retracing);
     TensorFlow runs it on the GPU when one is present (`device="auto"`).
     """
 
@@ -80,8 +80,12 @@ class ExpressionClassifier:
         self.input_size: tuple[int, int] = (int(height), int(width))
         self.channels: int = int(channels)
         model = self.model
+        # a few fixed batch shapes (powers of two up to batch_size), each traced once at warm-up: a call pads to
+        # the smallest that fits, so a handful of crops does not pay for a full batch and nothing retraces
+        self.batch_shapes: tuple[int, ...] = tuple(sorted({min(self.batch_size, 2 ** k) for k in range(3, 16)
+                                                         if 2 ** k < self.batch_size} | {self.batch_size}))
 
-        @tf.function(input_signature=[tf.TensorSpec((self.batch_size, height, width, channels), tf.float32)])
+        @tf.function(reduce_retracing=False)
         def _predict(x):
             return model(x, training=False)
 
@@ -89,7 +93,12 @@ class ExpressionClassifier:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        self._run(np.zeros((self.batch_size, *self.input_size, self.channels), np.float32))
+        for size in self.batch_shapes:
+            self._run(np.zeros((size, *self.input_size, self.channels), np.float32))
+
+    def tracing_count(self) -> int:
+        """How many graphs TensorFlow has traced: one per batch shape, however many calls were made."""
+        return self._predict.experimental_get_tracing_count()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -100,21 +109,23 @@ class ExpressionClassifier:
     def predict_preprocessed(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for an already preprocessed float32 batch (n, h, w, c).
 
-        With `flip_tta` the mirror image is classified too and the two distributions are averaged.
+        With `flip_tta` the mirror image is classified too (in the same batches) and the two distributions are averaged.
         """
-        probs = self._predict_batches(x)
         if self.flip_tta:
-            probs = (probs + self._predict_batches(x[:, :, ::-1, :])) / 2.0
+            both = self._predict_batches(np.concatenate([x, x[:, :, ::-1, :]]))
+            probs = (both[: len(x)] + both[len(x):]) / 2.0
+        else:
+            probs = self._predict_batches(x)
         return probs / probs.sum(axis=1, keepdims=True)
 
     def _predict_batches(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), NUM_CLASSES), np.float32)
         for start in range(0, len(x), self.batch_size):
             chunk = x[start:start + self.batch_size]
-            if len(chunk) < self.batch_size:
-                pad = np.zeros((self.batch_size - len(chunk), *chunk.shape[1:]), np.float32)
-                chunk = np.concatenate([chunk, pad])
-            out[start:start + self.batch_size] = self._run(np.ascontiguousarray(chunk))[: min(self.batch_size, len(x) - start)]
+            size = next(b for b in self.batch_shapes if b >= len(chunk))
+            if len(chunk) < size:
+                chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)])
+            out[start:start + len(chunk)] = self._run(np.ascontiguousarray(chunk))[: min(size, len(x) - start)]
         return out
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:

@@ -354,3 +354,17 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="safe mode"):
         load_model(path)
 
+
+
+def test_classifier_pads_to_a_few_fixed_shapes_and_never_retraces(astronaut_bgr):
+    classifier = load_model(batch_size=64)
+    assert classifier.batch_shapes == (8, 16, 32, 64)
+    traced = classifier.tracing_count()
+    assert traced == len(classifier.batch_shapes)   # all traced at warm-up
+    face = astronaut_bgr[55:180, 170:290]
+    alone = classifier.predict([face])
+    for n in (1, 3, 9, 17, 40, 64, 65, 150):
+        probs = classifier.predict([face] * n)
+        _assert_distributions(probs, n)
+        np.testing.assert_allclose(probs, np.repeat(alone, n, axis=0), atol=1e-5)
+    assert classifier.tracing_count() == traced
