@@ -20,7 +20,7 @@ from fer_batch.options import AnalyzeOptions, BackendUnavailable
 
 try:
     import ray
-    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+    from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 except ImportError as exc:  # pragma: no cover - exercised where Ray is absent
     raise BackendUnavailable(f"--backend ray needs Ray, which cannot be imported ({exc}): "
                              "pip install 'fer-batch[ray]'") from None
@@ -189,8 +189,9 @@ class _ActorPool:
                                       f"workers ({type(exc).__name__})")
                 self._starting[actor.ready.remote()] = actor  # back to work once restarted, replaced if dead
                 continue
-            except RayTaskError as exc:
-                joiner.fail(unit, f"analysis failed on a Ray worker ({type(exc.cause).__name__ if exc.cause else 'error'})")
+            except RayError as exc:  # e.g. a result lost with its node
+                cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause else exc
+                joiner.fail(unit, f"analysis failed on a Ray worker ({type(cause).__name__})")
             else:
                 pending.extendleft(reversed(joiner.add(result)))
             idle.append(actor)
@@ -200,7 +201,7 @@ class _ActorPool:
         done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if not done:
             raise BackendUnavailable(f"no Ray worker started within {STARTUP_TIMEOUT_S:.0f} s; does the cluster have "
-                                     "the CPUs (and GPUs) the workers ask for free?")
+                                     "the CPUs, memory (and GPUs) the workers ask for free?")
         return done[0]
 
     def _started(self, ref, actor) -> bool:
