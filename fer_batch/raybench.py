@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(failed, indent=1), file=sys.stderr)
         return 1
     result = {
-        "command_line": "python -m fer_batch.raybench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command_line": " ".join(["python -m fer_batch.raybench", *(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                           if k != "note" and v != parser.get_default(k))]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
         "load_before": load_before, "load_after": load_after, "images": args.images, "video_seconds": args.video_seconds,
         "analyze_options": analyze_options, "ray_options": ray_options,

@@ -18,7 +18,7 @@ import pytest
 from fer_batch.joiner import Joiner
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
-from fer_batch.sources import InputFailure, TimeWindow, WindowEdges, frames_of, walk_inputs
+from fer_batch.sources import InputFailure, WindowEdges, frames_of, walk_inputs
 from fer_batch.types import Faces, FrameResult, InputError
 from fer_batch.units import UnitResult, WorkUnit, plan_units, segment_windows
 from test_bad_inputs import ENV, face_frames, face_photo, overwrite_frames, restamp_mp4, write_video
