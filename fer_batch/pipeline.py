@@ -93,6 +93,10 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
     out.put((_END, None, None))
 
 
+MAX_BATCH_FRAMES = 32
+MAX_BATCH_PIXELS = 32 * 640 * 480  # beyond frame_batch frames, large frames make smaller batches
+
+
 class Pipeline:
     def __init__(self, detector: Detector, classifier: ExpressionClassifier, options: AnalyzeOptions,
                  on_frames: Callable[[int], None] | None = None):
@@ -104,6 +108,9 @@ class Pipeline:
         self.keyframes = KeyframeScheduler(options.detect_every)
         self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
         self.assembler = ResultAssembler()
+        # with --detect-every K a batch holds K times the frames, so the detector still sees about frame_batch
+        # keyframes a call and the classifier gets batches of a useful size
+        self.frames_per_batch = min(options.frame_batch * options.detect_every, max(options.frame_batch, MAX_BATCH_FRAMES))
 
     def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None],
             window: TimeWindow | None = None, edges: WindowEdges | None = None) -> None:
@@ -120,6 +127,7 @@ class Pipeline:
         outcomes: dict[str, InputOutcome] = {}
         ended: list[InputOutcome] = []
         batch: list[tuple[InputOutcome, Frame]] = []
+        batch_pixels = 0
         try:
             while True:
                 kind, item, payload = frames_queue.get()
@@ -128,9 +136,11 @@ class Pipeline:
                 outcome = outcomes.setdefault(item.source, InputOutcome(item))
                 if kind == "frame":
                     batch.append((outcome, payload))
-                    if len(batch) >= self.options.frame_batch:
+                    batch_pixels += payload.image.shape[0] * payload.image.shape[1]
+                    if len(batch) >= self.frames_per_batch or (len(batch) >= self.options.frame_batch
+                                                                and batch_pixels >= MAX_BATCH_PIXELS):
                         self._process(batch)
-                        batch = []
+                        batch, batch_pixels = [], 0
                 else:
                     duration, problems, failure = payload
                     outcome.duration_s = duration
@@ -140,7 +150,7 @@ class Pipeline:
                     ended.append(outcome)
                     if frames_queue.empty() or len(ended) > 64:
                         self._process(batch)
-                        batch = []
+                        batch, batch_pixels = [], 0
                         self._finish(ended, outcomes, on_done)
             self._process(batch)
             self._finish(ended, outcomes, on_done)

@@ -77,3 +77,16 @@ def test_detect_every_must_be_positive():
 
     with pytest.raises(ValueError, match="detect-every"):
         fer_batch.analyze([], detect_every=0)
+
+
+def test_results_do_not_depend_on_how_frames_are_batched(tmp_path, astronaut_bgr):
+    """With --detect-every K a batch holds up to K x frame_batch frames; smaller batches must give the same rows."""
+    import fer_batch
+
+    face = astronaut_bgr[0:300, 100:400].copy()
+    clip = face_clip(tmp_path / "moving.mp4", face, seconds=3.3, gap=(1.0, 2.0))
+    large = fer_batch.analyze(clip, fps=None, detect_every=4, frame_batch=8, quiet=True).frames
+    small = fer_batch.analyze(clip, fps=None, detect_every=4, frame_batch=1, quiet=True).frames
+    assert len(large) == 33
+    assert large.drop(columns=["det_score"]).equals(small.drop(columns=["det_score"]))
+    assert np.allclose(large["det_score"], small["det_score"], equal_nan=True)

@@ -26,6 +26,7 @@ from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noq
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
+from training.expw_crops import photo_fold  # noqa: E402
 from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
 
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4)
     p.add_argument("--crop-margin", type=float, default=0.1)
+    p.add_argument("--fold", type=int, default=None,
+                   help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
+    p.add_argument("--folds", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
     p.add_argument("--name", default=None)
     p.add_argument("--out-dir", type=Path, default=Path("reports"))
@@ -65,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     by_image: dict[str, list] = defaultdict(list)
     for name, _, box, _, label in read_expw_labels(args.data / "label.lst"):
         by_image[name].append((box, label))
-    names = sorted(by_image)[: args.limit] if args.limit else sorted(by_image)
+    names = sorted(by_image)
+    if args.fold is not None:
+        names = [n for n in names if photo_fold(n, args.folds) == args.fold]
+    names = names[: args.limit] if args.limit else names
 
     truths, preds = [], []
     labelled = found = 0
@@ -91,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
+        "fold": None if args.fold is None else f"{args.fold} of {args.folds}",
         "model": args.model or "shipped", "seconds_per_photo": seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
     }

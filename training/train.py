@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--usage", default=None, help="fer2013-csv: keep one Usage (e.g. Training)")
     p.add_argument("--extra-data", action="append", default=[], metavar="PATH:FORMAT",
                    help="more training data, e.g. crops/:folders (repeatable)")
+    p.add_argument("--extra-repeat", type=int, default=1,
+                   help="each --extra-data face appears this many times an epoch (for small in-the-wild sets)")
     p.add_argument("--val-data", required=True, help="validation data, given explicitly (never carved from a test set)")
     p.add_argument("--val-format", default=None, choices=FORMATS, help="defaults to --format")
     p.add_argument("--val-usage", default=None, help="fer2013-csv: Usage for validation (e.g. PublicTest)")
@@ -97,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.extra_data:
         path, _, fmt = spec.rpartition(":")
         extra = load_dataset(path, fmt, size, channels, None, args.min_confidence)
-        xs.append(extra.x)
-        ys.append(extra.y)
+        xs.append(np.repeat(extra.x, args.extra_repeat, axis=0))
+        ys.append(np.repeat(extra.y, args.extra_repeat, axis=0))
     x_train, y_train = np.concatenate(xs), np.concatenate(ys)
     val = load_dataset(args.val_data, args.val_format or args.format, size, channels, args.val_usage, args.min_confidence)
     print(f"loaded {len(y_train)} training and {len(val.y)} validation faces in {time.time() - t0:.0f}s; "

@@ -1,0 +1,73 @@
+"""Cut training crops out of ExpW scene photos the way `fer-batch analyze` cuts them, split by photo into folds.
+
+    python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2
+
+Each labelled face becomes one crop: the shipped detector's box when a detection overlaps the labelled box with
+IoU >= --iou (the box users' faces will come in), else the labelled box; both cut with the run-time
+`crop_faces` geometry. Crops are written as PNG to `OUT/fold<k>/<class>/<photo>#<face>.png` (the `folders`
+format train.py reads). A photo's fold is fixed by a hash of its name, so every face of a photo lands in the
+same fold and `eval_end_to_end.py --fold k --folds N` evaluates exactly the photos a model never trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fer_batch.crops import crop_faces  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
+from fer_batch.labels import LABELS  # noqa: E402
+from training.datasets import read_expw_labels  # noqa: E402
+
+
+def photo_fold(name: str, folds: int) -> int:
+    """The fold of an ExpW photo: stable across runs, machines and Python versions."""
+    return zlib.crc32(name.encode("utf-8")) % folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.eval_end_to_end import match_faces
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
+    p.add_argument("--out", type=Path, required=True, help="output folder (keep it outside the repository)")
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
+    p.add_argument("--iou", type=float, default=0.4)
+    p.add_argument("--crop-margin", type=float, default=0.1)
+    args = p.parse_args(argv)
+
+    detector = create_detector(args.detector)
+    by_image: dict[str, list] = defaultdict(list)
+    for name, face_id, box, _, label in read_expw_labels(args.data / "label.lst"):
+        by_image[name].append((face_id, box, label))
+    counts: Counter = Counter()
+    for name in sorted(by_image):
+        image = cv2.imread(str(args.data / "image" / name), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        fold = photo_fold(name, args.folds)
+        labelled = np.array([box for _, box, _ in by_image[name]], np.float32)
+        detected = detector.detect([image])[0].boxes
+        matches = match_faces(labelled, detected, args.iou)
+        boxes = np.array([detected[m] if m is not None else labelled[i] for i, m in enumerate(matches)], np.float32)
+        for (face_id, _, label), crop, match in zip(by_image[name], crop_faces(image, boxes, args.crop_margin), matches):
+            folder = args.out / f"fold{fold}" / LABELS[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{Path(name).stem}#{face_id}.png"), crop)
+            counts[(fold, "detected" if match is not None else "labelled box")] += 1
+    summary = {f"fold{k}": {src: n for (f, src), n in sorted(counts.items()) if f == k} for k in range(args.folds)}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
