@@ -4,6 +4,7 @@ with its peak memory (getrusage of the child) and a memory timeline (/proc) -> r
     python -m fer_batch.loadbench --images 2000 --video-seconds 3600      # the full run
     python -m fer_batch.loadbench --images 50 --video-seconds 60          # a quick check that it works
     python -m fer_batch.loadbench --images 50 -- --fps 2 --detector haar  # options after -- go to analyze
+    python -m fer_batch.loadbench --memory-scaling 10 --video-seconds 3600  # video only: 360 s, then 3600 s
 """
 from __future__ import annotations
 
@@ -153,9 +154,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="Where inputs and outputs go [default: a folder in the temporary directory].")
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="Where load.md and load.json go.")
     parser.add_argument("--note", default="", help="A sentence added to load.md (e.g. what else ran on the machine).")
+    parser.add_argument("--memory-scaling", type=float, default=None, metavar="FACTOR",
+                        help="Video only: run --video-seconds / FACTOR and --video-seconds in separate processes and "
+                             "compare their peak RSS (reports/memory-scaling.md).")
     parser.add_argument("analyze_options", nargs="*", default=["--fps", "5"],
                         help="Options passed to `fer-batch analyze` (after --) [default: --fps 5].")
     args = parser.parse_args(argv)
+    if args.memory_scaling:
+        return memory_scaling(args)
 
     inputs_dir = args.work / "inputs"
     out = args.work / "out"
@@ -163,13 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     face = face_image()
     photos = inputs_dir / "photos"
     video = inputs_dir / "long.mp4"
+    inputs_dir.mkdir(parents=True, exist_ok=True)
     if not (photos.is_dir() and len(list(photos.rglob("*.jpg"))) == args.images):
         write_photos(photos, args.images, face)
     frames = write_long_video(video, args.video_seconds, face)
     generate_s = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
-    run = run_analyze([photos, video], out, args.analyze_options)
+    run = run_analyze([photos, video] if args.images else [video], out, args.analyze_options)
     result = {
         "command_line": f"python -m fer_batch.loadbench --images {args.images} --video-seconds {args.video_seconds:g} -- "
                         + " ".join(args.analyze_options),
@@ -187,6 +194,44 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.reports / "load.md", markdown(result))
     print(markdown(result))
     return 0 if run["exit_status"] == 0 else 1
+
+
+def memory_scaling(args: argparse.Namespace) -> int:
+    """Peak RSS of a video and of one FACTOR times longer, each analysed by its own child of its own loadbench."""
+    runs = []
+    for seconds in (args.video_seconds / args.memory_scaling, args.video_seconds):
+        reports = args.work / f"scaling-{seconds:g}s"
+        command = [sys.executable, "-m", "fer_batch.loadbench", "--images", "0", "--video-seconds", f"{seconds:g}",
+                   "--work", str(reports / "work"), "--reports", str(reports), "--", *args.analyze_options]
+        status = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
+        result = json.loads((reports / "load.json").read_text())
+        runs.append({"video_seconds": seconds, "exit_status": status, "frames": result["video_frames"],
+                     "wall_s": result["run"]["wall_s"], "peak_rss_mb": result["run"]["peak_rss_mb"],
+                     "rss_quartiles_mb": result["rss_quartiles_mb"]})
+    ratio = runs[1]["peak_rss_mb"] / max(runs[0]["peak_rss_mb"], 1e-9)
+    summary = {"command_line": f"python -m fer_batch.loadbench --memory-scaling {args.memory_scaling:g} --video-seconds "
+                               f"{args.video_seconds:g} -- " + " ".join(args.analyze_options),
+               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
+               "runs": runs, "peak_rss_ratio": round(ratio, 3), "note": args.note}
+    lines = ["# Memory against video length", "", f"`{summary['command_line']}` on {summary['machine']}.", "",
+             f"One generated video ({VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}, {VIDEO_FPS:g} fps, a face drifting across for 20 s "
+             "of every 30 s) at two lengths, each analysed by its own process "
+             f"with `{' '.join(args.analyze_options)}`.", "",
+             "| video | frames | exit status | wall time | peak RSS | RSS at 25/50/75/100 % of the run |",
+             "|---|---|---|---|---|---|"]
+    for run in runs:
+        lines.append(f"| {run['video_seconds']:g} s | {run['frames']:,} | {run['exit_status']} | {run['wall_s']:.0f} s | "
+                     f"{run['peak_rss_mb']:.0f} MB | {' / '.join(f'{v:.0f}' for v in run['rss_quartiles_mb'])} MB |")
+    lines += ["", f"**Peak RSS ratio, {args.memory_scaling:g}x longer video: {ratio:.2f}**", ""]
+    if args.note:
+        lines += [args.note, ""]
+    from fer_batch.export import atomic_write_text
+
+    args.reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.reports / "memory-scaling.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(args.reports / "memory-scaling.md", "\n".join(lines))
+    print("\n".join(lines))
+    return 0 if all(run["exit_status"] == 0 for run in runs) else 1
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_bench_json_has_the_required_keys_and_a_null_peer_when_the_peer_python_i
     assert "not installed" in result["peer_note"]
     assert result["every_frame_frames"] == 3 and result["every_frame_fps"] > 0 and result["decode_fps"] > 0
     assert result["fast_every_frame_fps"] > 0 and result["fast_ratio_vs_peer"] is None
+    assert result["fast_fps5_realtime_factor"] > 0
     assert "--detect-every 5" in result["fast_settings"]
     md = (tmp_path / "reports" / "bench.md").read_text()
     assert "not installed" in md and "peer (`fer`, Haar)" in md

@@ -47,6 +47,33 @@ def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> l
     return matches
 
 
+DETECTOR_MAX_SIDE = "default"
+
+
+class DetectionCache:
+    """The detector's boxes per photo, kept in an .npz so several models can be evaluated on one detection run."""
+
+    def __init__(self, path: Path | None, key: str):
+        self.path, self.key, self.boxes = path, key, {}
+        if path is not None and path.exists():
+            with np.load(path) as data:
+                if str(data["__key__"]) == key:
+                    self.boxes = {k: data[k] for k in data.files if k != "__key__"}
+        self.changed = False
+
+    def get(self, name: str) -> np.ndarray | None:
+        return self.boxes.get(name)
+
+    def put(self, name: str, boxes: np.ndarray) -> np.ndarray:
+        self.boxes[name] = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.changed = True
+        return self.boxes[name]
+
+    def save(self) -> None:
+        if self.path is not None and self.changed:
+            np.savez_compressed(self.path, __key__=np.array(self.key), **self.boxes)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
@@ -57,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
     p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--fold-models", nargs="+", default=None, metavar="MODEL",
+                   help="cross-fitting: one model per fold; the photos of fold k are classified by the k-th model, "
+                        "which must not have trained on fold k (see training/expw_crops.py)")
+    p.add_argument("--detections-cache", type=Path, default=None,
+                   help="an .npz of the detector's boxes per photo: read when it exists, else written")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
     p.add_argument("--name", default=None)
     p.add_argument("--out-dir", type=Path, default=Path("reports"))
@@ -64,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from fer_batch.classify import load_model
 
-    classifier = load_model(args.model)
-    detector = create_detector(args.detector)
+    if args.fold_models:
+        if args.model or args.fold is not None:
+            p.error("--fold-models replaces --model and --fold")
+        args.folds = len(args.fold_models)
+        classifiers = [load_model(m) for m in args.fold_models]
+    else:
+        classifiers = [load_model(args.model)]
+    cache = DetectionCache(args.detections_cache, f"{args.detector}:{DETECTOR_MAX_SIDE}")
+    detector = None
     by_image: dict[str, list] = defaultdict(list)
     for name, _, box, _, label in read_expw_labels(args.data / "label.lst"):
         by_image[name].append((box, label))
@@ -83,23 +122,30 @@ def main(argv: list[str] | None = None) -> int:
             continue
         boxes = np.array([b for b, _ in by_image[name]], np.float32)
         labels = [lab for _, lab in by_image[name]]
-        faces = detector.detect([image])[0]
-        matches = match_faces(boxes, faces.boxes, args.iou)
+        detected = cache.get(name)
+        if detected is None:
+            detector = detector or create_detector(args.detector)
+            detected = cache.put(name, detector.detect([image])[0].boxes)
+        matches = match_faces(boxes, detected, args.iou)
         labelled += len(labels)
         hits = [(lab, di) for lab, di in zip(labels, matches) if di is not None]
         found += len(hits)
         if hits:
-            crops = crop_faces(image, faces.boxes[[di for _, di in hits]], args.crop_margin)
+            crops = crop_faces(image, detected[[di for _, di in hits]], args.crop_margin)
+            classifier = classifiers[photo_fold(name, args.folds)] if args.fold_models else classifiers[0]
             probs = classifier.predict(crops)
             truths.extend(lab for lab, _ in hits)
             preds.extend(np.argmax(probs, axis=1).tolist())
     seconds = time.time() - t0
+    cache.save()
+    detections_cached = detector is None
     metrics = metrics_from_confusion(confusion_matrix(np.array(truths, np.int64), np.array(preds, np.int64)))
     result = {
         "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
         "fold": None if args.fold is None else f"{args.fold} of {args.folds}",
-        "model": args.model or "shipped", "seconds_per_photo": seconds / max(1, len(names)), **metrics,
+        "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
+        "cross_fitted": bool(args.fold_models), "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
     }
     name = args.name or f"{Path(args.model).stem if args.model else 'shipped'}-{args.data.name}"
@@ -110,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
              "| photos | labelled faces | found (IoU >= %.1f) | recall | accuracy on found | macro-F1 | s/photo |" % args.iou,
              "|---|---|---|---|---|---|---|",
              f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {metrics['accuracy']:.3f} | "
-             f"{metrics['macro_f1']:.3f} | {result['seconds_per_photo']:.3f} |", "",
+             f"{metrics['macro_f1']:.3f} | {_seconds(result['seconds_per_photo'])} |", "",
              "Confusion matrix (rows true, columns predicted): " + json.dumps(metrics["confusion_matrix"]), "",
              "| class | support | recall | precision |", "|---|---|---|---|"]
     for label in LABELS:
@@ -119,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {label} | {c['support']} | {fmt(c['recall'])} | {fmt(c['precision'])} |")
     (args.out_dir / f"e2e-{name}.md").write_text("\n".join(lines) + "\n")
     print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
-          f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {result['seconds_per_photo']:.3f} s/photo")
+          f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "— (detections from the cache)" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
