@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_batch.options import AnalyzeOptions
+from fer_batch.options import FAST_FLAGS, FAST_SETTINGS, AnalyzeOptions
 from fer_batch.sources import open_video, walk_inputs
 
 
@@ -91,8 +91,6 @@ def _ratio(ours: float, theirs: float | None) -> float | None:
     return None if not theirs else round(ours / theirs, 3)
 
 
-FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
-FAST_FLAGS = "--detector blazeface --detect-every 5 --no-flip-tta"
 
 
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,

@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 BACKENDS = ("local", "ray")
+# `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass (reports/bench.md, detect-every.md)
+FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
+FAST_FLAGS = "--detector blazeface --detect-every 5 --no-flip-tta"
 
 
 class BackendUnavailable(RuntimeError):

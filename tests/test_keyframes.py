@@ -90,3 +90,26 @@ def test_results_do_not_depend_on_how_frames_are_batched(tmp_path, astronaut_bgr
     assert len(large) == 33
     assert large.drop(columns=["det_score"]).equals(small.drop(columns=["det_score"]))
     assert np.allclose(large["det_score"], small["det_score"], equal_nan=True)
+
+
+def test_fast_flag_means_blazeface_on_every_fifth_frame_without_the_mirror_pass(tmp_path, astronaut_bgr):
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from test_pipeline import REPO
+
+    face = astronaut_bgr[0:300, 100:400].copy()
+    clip = face_clip(tmp_path / "moving.mp4", face, seconds=2.0, gap=(0.5, 0.9))
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, "-m", "fer_batch", "analyze", "--quiet", "--every-frame", "--out", str(tmp_path / "r.html")]
+    done = subprocess.run(cmd + ["--fast", str(clip)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(next((tmp_path / "r_csv").rglob("moving*.csv")))
+    detected = rows.dropna(subset=["x"])
+    assert len(rows) == 20 and len(detected) > 0
+    assert 0 < detected["det_score"].notna().sum() < len(detected)   # keyframes only carry a detection score
+    both = subprocess.run(cmd + ["--fast", "--detector", "mtcnn", str(clip)], env=env, capture_output=True, text=True)
+    assert both.returncode == 2 and "--fast" in both.stderr

@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     names = names[: args.limit] if args.limit else names
 
     truths, preds = [], []
+    face_rows: list[dict] = []
     labelled = found = 0
     t0 = time.time()
     for name in names:
@@ -130,12 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         labelled += len(labels)
         hits = [(lab, di) for lab, di in zip(labels, matches) if di is not None]
         found += len(hits)
+        face_rows.extend({"photo": name, "face": i, "label": LABELS[lab], "found": di is not None, "predicted": ""}
+                         for i, (lab, di) in enumerate(zip(labels, matches)))
         if hits:
             crops = crop_faces(image, detected[[di for _, di in hits]], args.crop_margin)
             classifier = classifiers[photo_fold(name, args.folds)] if args.fold_models else classifiers[0]
             probs = classifier.predict(crops)
             truths.extend(lab for lab, _ in hits)
             preds.extend(np.argmax(probs, axis=1).tolist())
+            found_rows = [row for row in face_rows[len(face_rows) - len(labels):] if row["found"]]
+            for row, predicted in zip(found_rows, np.argmax(probs, axis=1)):
+                row["predicted"] = LABELS[int(predicted)]
     seconds = time.time() - t0
     cache.save()
     detections_cached = detector is None
@@ -164,9 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
         lines.append(f"| {label} | {c['support']} | {fmt(c['recall'])} | {fmt(c['precision'])} |")
     (args.out_dir / f"e2e-{name}.md").write_text("\n".join(lines) + "\n")
+    write_face_rows(args.out_dir / f"e2e-{name}-faces.csv", face_rows)
     print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
     return 0
+
+
+def write_face_rows(path: Path, rows: list[dict]) -> None:
+    """One row per labelled face (photo, face index in label.lst order, label, found, predicted), for comparing
+    two tools on the same faces (training/compare_faces.py)."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["photo", "face", "label", "found", "predicted"])
+        writer.writeheader()
+        writer.writerows({**row, "found": int(row["found"])} for row in rows)
 
 
 def _seconds(value: float | None) -> str:

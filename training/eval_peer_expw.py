@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.peer import default_peer_python, peer_photos  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
-from training.eval_end_to_end import match_faces  # noqa: E402
+from training.eval_end_to_end import match_faces, write_face_rows  # noqa: E402
 from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
 
 
@@ -41,6 +41,7 @@ def score_answer(truth: dict[str, list[tuple[list[int], int]]], answer: dict, mi
     """Recall and metrics on found faces, and metrics on the labelled boxes, from the peer runner's answer."""
     found_truth, found_pred, box_truth, box_pred = [], [], [], []
     labelled = found = unscored_boxes = photos = 0
+    face_rows: list[dict] = []
     for name, faces in truth.items():
         peer = answer["images"].get(name)
         if peer is None:  # unreadable photo
@@ -50,11 +51,14 @@ def score_answer(truth: dict[str, list[tuple[list[int], int]]], answer: dict, mi
         labelled += len(labels)
         detected = np.array([d["box"] for d in peer["detected"]], np.float32).reshape(-1, 4)
         matches = match_faces(np.array([box for box, _ in faces], np.float32), detected, min_iou)
-        for label, di in zip(labels, matches):
+        for i, (label, di) in enumerate(zip(labels, matches)):
+            row = {"photo": name, "face": i, "label": LABELS[label], "found": di is not None, "predicted": ""}
             if di is not None:
                 found += 1
                 found_truth.append(label)
                 found_pred.append(top_label(peer["detected"][di]["scores"]))
+                row["predicted"] = LABELS[found_pred[-1]]
+            face_rows.append(row)
         for label, scores in zip(labels, peer["on_truth"]):
             if scores is None:
                 unscored_boxes += 1
@@ -64,7 +68,7 @@ def score_answer(truth: dict[str, list[tuple[list[int], int]]], answer: dict, mi
     metrics = lambda t, p: metrics_from_confusion(confusion_matrix(np.array(t, np.int64), np.array(p, np.int64)))  # noqa: E731
     return {"photos": photos, "labelled_faces": labelled, "found_faces": found, "recall": found / max(1, labelled),
             "on_found": metrics(found_truth, found_pred),
-            "on_labelled_boxes": {**metrics(box_truth, box_pred), "unscored": unscored_boxes}}
+            "on_labelled_boxes": {**metrics(box_truth, box_pred), "unscored": unscored_boxes}, "faces": face_rows}
 
 
 def markdown(result: dict) -> str:
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                              {name: [box for box, _ in faces] for name, faces in truth.items()}, Path(scratch),
                              mtcnn=args.mtcnn)
     scored = score_answer(truth, answer, args.iou)
+    face_rows = scored.pop("faces")
     result = {
         "data": str(args.data), "peer": f"fer {answer['fer_version']}", "opencv": answer["opencv"],
         "detector": answer["detector"], "iou": args.iou, **scored,
@@ -130,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"peer-{name}.json").write_text(json.dumps(result, indent=1))
     (args.out_dir / f"peer-{name}.md").write_text(markdown(result))
+    write_face_rows(args.out_dir / f"peer-{name}-faces.csv", face_rows)
     print(f"recall {result['recall']:.3f} ({scored['found_faces']}/{scored['labelled_faces']}), accuracy on found "
           f"{scored['on_found']['accuracy']}, on labelled boxes {scored['on_labelled_boxes']['accuracy']}")
     return 0
