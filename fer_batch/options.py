@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from fer_batch.crops import DEFAULT_CROP_MARGIN
+
 BACKENDS = ("local", "ray")
 # `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass (reports/bench.md, detect-every.md)
 FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
@@ -27,7 +29,7 @@ class AnalyzeOptions:
     detect_every: int = 1             # run the detector on every k-th sampled video frame, interpolate between
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image
-    crop_margin: float = 0.1          # face crop grows by this fraction of the box on each side (square crop)
+    crop_margin: float = DEFAULT_CROP_MARGIN  # face crop grows by this fraction of the box on each side (square)
     include_hidden: bool = False
     annotate_dir: str | None = None
     quiet: bool = False

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_batch.crops import crop_faces  # noqa: E402
+from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="default: the shipped model")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4)
-    p.add_argument("--crop-margin", type=float, default=0.1)
+    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
     p.add_argument("--folds", type=int, default=2)

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_batch.crops import crop_faces  # noqa: E402
+from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4)
-    p.add_argument("--crop-margin", type=float, default=0.1)
+    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
     args = p.parse_args(argv)
 
     detector = create_detector(args.detector)
