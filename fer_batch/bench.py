@@ -94,7 +94,7 @@ def _ratio(ours: float, theirs: float | None) -> float | None:
 
 
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,
-              with_peer: bool = True, peer_python: Path | None = None) -> dict:
+              with_peer: bool = True, peer_python: Path | None = None, name: str = "bench") -> dict:
     """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python())."""
     from fer_batch.api import build_stages
     from fer_batch.demo import write_demo_clip
@@ -148,7 +148,7 @@ def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_f
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(result, indent=1))
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "bench.md").write_text(markdown(result))
+    (report_dir / f"{name}.md").write_text(markdown(result))
     return result
 
 

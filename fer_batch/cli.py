@@ -154,7 +154,8 @@ def demo(
 def bench(
     video: Optional[Path] = typer.Argument(None, help="The video to measure on [default: a generated 20 s clip]."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
-    reports: Path = typer.Option(Path("reports"), "--reports", help="Where bench.md is written."),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="Where the Markdown summary is written."),
+    name: str = typer.Option("bench", "--name", help="File name of the summary, without .md."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Analyse at most this many frames every-frame."),
     peer: bool = typer.Option(True, "--peer/--no-peer", help="Also time the `fer` package when it is installed."),
     peer_python: Optional[Path] = typer.Option(
@@ -165,7 +166,7 @@ def bench(
     """Measure decode, end-to-end and classifier throughput and peak memory (and the peer's, when installed)."""
     from fer_batch.bench import markdown, run_bench
 
-    result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer, peer_python=peer_python)
+    result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer, peer_python=peer_python, name=name)
     typer.echo(markdown(result))
 
 

@@ -67,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", nargs="+", type=int, default=[1, 2, 5, 10])
     parser.add_argument("--max-frames", type=int, default=None, help="analyse at most this many frames per video")
     parser.add_argument("--no-flip-tta", action="store_true")
+    parser.add_argument("--fps", type=float, default=None, help="sample the videos at this rate [default: every frame]")
     parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--name", default="detect-every", help="report file stem")
     args = parser.parse_args(argv)
 
     rows = []
     for detector in args.detectors:
-        base = AnalyzeOptions(fps=None, max_frames=args.max_frames, detector=detector, quiet=True,
+        base = AnalyzeOptions(fps=args.fps, max_frames=args.max_frames, detector=detector, quiet=True,
                               flip_tta=not args.no_flip_tta)
         stages = build_stages(base)
         run(args.videos[0], AnalyzeOptions(**{**vars(base), "max_frames": 16}), stages)  # warm-up
@@ -92,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python training/eval_detect_every.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    (args.out / "detect-every.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
+    (args.out / f"{args.name}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
     table = pd.DataFrame(rows)
     lines = ["# Detecting on every k-th frame", "", "```", command, "```", "",
-             "Each video analysed at every frame; K = 1 is the reference each row is compared with. "
+             f"Each video analysed at {'every frame' if args.fps is None else f'{args.fps:g} frames per second'}; K = 1 is the reference each row is compared with. "
              "`faces_kept`: share of the reference's faces that still have a box at IoU >= 0.5; `mean_iou` of "
              "those boxes; `same_expression`: share of them with the same top expression; `extra_faces`: boxes "
              "the reference does not have. `fps`: frames/second of the whole pipeline (stages built once).", "",
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for record in table.itertuples(index=False):
         lines.append("| " + " | ".join("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
                                        for v in record) + " |")
-    (args.out / "detect-every.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     return 0
 
 
