@@ -19,9 +19,13 @@ from fer_batch.labels import LABELS  # noqa: E402
 
 def train_command(args: dict) -> str:
     parts = ["python", "training/train.py"]
-    for key in ("data", "format", "val_data", "arch", "epochs", "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
-        if args.get(key) is not None:
-            parts += [f"--{key.replace('_', '-')}", str(args[key])]
+    for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "epochs", "batch_size", "lr",
+                "label_smoothing", "class_weight", "seed", "init_from", "out"):
+        value = args.get(key)
+        if key == "extra_repeat" and not args.get("extra_data"):
+            continue
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
+            parts += [f"--{key.replace('_', '-')}", str(item)]
     return shlex.join(parts)
 
 

@@ -18,6 +18,12 @@ from fer_batch.labels import LABELS  # noqa: E402
 from training.model_card import train_command  # noqa: E402
 
 
+def training_data(targs: dict) -> str:
+    extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
+             for path in targs.get("extra_data") or []]
+    return " + ".join([f"`{targs['data']}`", *extra])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", required=True, metavar="TRAINING_JSON:EVAL_JSON")
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         targs = state["args"]
         recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
         start = f"`{targs['init_from']}`" if targs.get("init_from") else "scratch"
-        lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | `{targs['data']}` | {state['epoch']} ({state.get('best_epoch')}) | "
+        lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | {training_data(targs)} | {state['epoch']} ({state.get('best_epoch')}) | "
                      f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {'yes' if result.get('flip_tta', True) else 'no'} | {recalls} |")
         commands.append((targs["out"], train_command(targs), result.get("command", "")))
     lines += ["", "## Commands", ""]

@@ -1,0 +1,123 @@
+"""ExpW detector crops split by photo into folds, training with them, cross-fitted evaluation, same-face comparison."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_batch.classify import SHIPPED_MODEL
+from fer_batch.labels import LABELS
+from training.expw_crops import photo_fold
+
+NAMES = ["angry_man_0", "happy_girl_1", "sad_actor_2", "fear_boy_3", "calm_woman_4", "smile_child_5",
+         "shout_player_6", "crowd_fan_7"]   # both folds (CRC-32 parity is the same for names differing in one digit)
+PHOTOS = len(NAMES)
+
+
+@pytest.fixture(scope="module")
+def expw_scenes(tmp_path_factory, astronaut_bgr) -> Path:
+    """ExpW layout: scene photos with one pasted face each, and label.lst rows (top left right bottom)."""
+    root = tmp_path_factory.mktemp("expw")
+    (root / "image").mkdir()
+    face = astronaut_bgr[0:300, 100:400]
+    rows = []
+    for i in range(PHOTOS):
+        scene = np.full((360, 640, 3), 40 + 20 * i, np.uint8)
+        side = 140 + 10 * i
+        left, top = 60 + 40 * i, 30 + 10 * i
+        scene[top:top + side, left:left + side] = cv2.resize(face, (side, side))
+        cv2.imwrite(str(root / "image" / f"{NAMES[i]}.jpg"), scene)
+        # the face in the pasted head-and-shoulders picture: roughly its upper middle
+        rows.append(f"{NAMES[i]}.jpg 0 {top + side // 6} {left + side // 4} {left + 3 * side // 4} {top + 2 * side // 3} "
+                    f"90.0 {i % len(LABELS)}")
+    (root / "label.lst").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_photo_folds_are_stable_and_both_used():
+    names = [f"photo_{i}.jpg" for i in range(200)]
+    folds = [photo_fold(n, 2) for n in names]
+    assert folds == [photo_fold(n, 2) for n in names]
+    assert 60 < sum(folds) < 140
+    assert {photo_fold(n, 5) for n in names} == set(range(5))
+
+
+def test_expw_crops_go_to_the_fold_of_their_photo(expw_scenes, tmp_path):
+    from training.expw_crops import main
+
+    assert main(["--data", str(expw_scenes), "--out", str(tmp_path / "crops"), "--folds", "2"]) == 0
+    written = sorted((tmp_path / "crops").rglob("*.png"))
+    assert len(written) == PHOTOS
+    for path in written:
+        photo = path.stem.split("#")[0] + ".jpg"
+        index = NAMES.index(path.stem.split("#")[0])
+        assert path.parent.parent.name == f"fold{photo_fold(photo, 2)}"
+        assert path.parent.name == LABELS[index % len(LABELS)]
+        crop = cv2.imread(str(path))
+        assert abs(crop.shape[0] - crop.shape[1]) <= 1 and crop.shape[0] >= 40   # a square face crop, not a sliver
+    assert {p.parent.parent.name for p in written} == {"fold0", "fold1"}
+
+
+def test_training_mixes_in_repeated_extra_data(tmp_path, capsys):
+    from test_training import _write_class_folders
+
+    from training.model_card import train_command
+    from training.train import main as train_main
+
+    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
+    _write_class_folders(tmp_path / "extra", per_class=1, seed=2)
+    _write_class_folders(tmp_path / "val", per_class=2, seed=3)
+    out = tmp_path / "m.keras"
+    code = train_main(["--data", str(tmp_path / "train"), "--extra-data", f"{tmp_path / 'extra'}:folders",
+                       "--extra-repeat", "3", "--val-data", str(tmp_path / "val"), "--arch", "vgg_tiny",
+                       "--epochs", "1", "--batch-size", "16", "--out", str(out)])
+    assert code == 0
+    assert f"loaded {7 * 4 + 3 * 7} training" in capsys.readouterr().out
+    state = json.loads((out.with_suffix(".ckpt") / "state.json").read_text())
+    command = train_command(state["args"])
+    assert f"--extra-data {tmp_path / 'extra'}:folders --extra-repeat 3" in command
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model")
+def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(expw_scenes, tmp_path):
+    from training.eval_end_to_end import main
+
+    cache = tmp_path / "boxes.npz"
+    args = ["--data", str(expw_scenes), "--fold-models", str(SHIPPED_MODEL), str(SHIPPED_MODEL),
+            "--detections-cache", str(cache), "--out-dir", str(tmp_path)]
+    assert main(args + ["--name", "first"]) == 0
+    assert main(args + ["--name", "again"]) == 0
+    first, again = (json.loads((tmp_path / f"e2e-{n}.json").read_text()) for n in ("first", "again"))
+    assert first["cross_fitted"] and first["labelled_faces"] == PHOTOS and first["recall"] >= 0.75
+    assert first["seconds_per_photo"] is not None and again["seconds_per_photo"] is None   # second run: cached boxes
+    assert first["confusion_matrix"] == again["confusion_matrix"]
+    faces = pd.read_csv(tmp_path / "e2e-first-faces.csv", keep_default_na=False)
+    found = faces[faces["found"] == 1]
+    assert len(faces) == PHOTOS and len(found) == first["found_faces"] and set(found["predicted"]) <= set(LABELS)
+    assert (found["predicted"] == found["label"]).mean() == pytest.approx(first["accuracy"])
+    with np.load(cache) as stored:
+        assert len([k for k in stored.files if k != "__key__"]) == PHOTOS
+    assert main(["--data", str(expw_scenes), "--fold", "1", "--detections-cache", str(cache),
+                 "--out-dir", str(tmp_path), "--name", "fold1"]) == 0
+    fold1 = json.loads((tmp_path / "e2e-fold1.json").read_text())
+    assert 0 < fold1["photos"] == sum(photo_fold(f"{name}.jpg", 2) == 1 for name in NAMES) < PHOTOS
+
+
+def test_same_face_comparison_counts_by_who_found_what():
+    from training.compare_faces import compare
+
+    a = pd.DataFrame({"photo": ["p", "p", "q", "r"], "face": [0, 1, 0, 0], "label": ["happy", "sad", "fear", "angry"],
+                      "found": [1, 1, 1, 0], "predicted": ["happy", "happy", "fear", ""]})
+    b = pd.DataFrame({"photo": ["p", "p", "q", "r"], "face": [0, 1, 0, 0], "label": ["happy", "sad", "fear", "angry"],
+                      "found": [1, 0, 1, 1], "predicted": ["sad", "", "fear", "angry"]})
+    result = compare(a, b)
+    assert result["both found"] == {"faces": 2, "right_a": 2, "right_b": 1, "accuracy_a": 1.0, "accuracy_b": 0.5}
+    assert result["only A found"]["faces"] == 1 and result["only A found"]["right_a"] == 0
+    assert result["only B found"] == {"faces": 1, "right_a": 0, "right_b": 1, "accuracy_a": 0.0, "accuracy_b": 1.0}
+    assert result["all labelled faces"]["right_a"] == 2 and result["all labelled faces"]["right_b"] == 2
+    with pytest.raises(ValueError, match="same labelled faces"):
+        compare(a, b.iloc[:3])
