@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fer_batch.crops import DEFAULT_CROP_MARGIN  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 
 
@@ -29,12 +30,21 @@ def train_command(args: dict) -> str:
     return shlex.join(parts)
 
 
+def training_data(targs: dict) -> str:
+    """The training data of a run: its --data, and each --extra-data with how often it repeats."""
+    extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
+             for path in targs.get("extra_data") or []]
+    return " + ".join([f"`{targs['data']}`", *extra])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--state", type=Path, nargs="+", required=True,
                    help="the training history (state.json) of each run, in order when one continued another (--init-from)")
     p.add_argument("--eval", type=Path, nargs="+", required=True, help="evaluate.py JSON files")
+    p.add_argument("--e2e", type=Path, nargs="*", default=[], help="eval_end_to_end.py JSON files")
+    p.add_argument("--prepare", nargs="*", default=[], help="commands that make the training data, listed first")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -54,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         f"- Output: 7 probabilities in this order: {', '.join(LABELS)}",
         f"- Input: {h}x{w}, {'gray' if c == 1 else 'BGR colour'}; `fer_batch.preprocess.preprocess`: face crop -> "
         f"{'gray' if c == 1 else 'colour'} -> resize to {w}x{h} (area when shrinking, bilinear when growing) -> float32 / 255",
-        "- At run time the pipeline crops a square around each detected face, 10% larger than the box on each side, "
-        "and averages the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
-        f"- Training data: `{train_args['data']}` ({train_args['format']}); validation / model selection: "
+        "- At run time the pipeline crops the square around each detected face's box"
+        + (f", {DEFAULT_CROP_MARGIN:.0%} larger on each side," if DEFAULT_CROP_MARGIN else "")
+        + " and averages the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
+        f"- Training data: {training_data(train_args)} ({train_args['format']}); validation / model selection: "
         f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']}{chain_note} by validation accuracy.",
         f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
         "", "Command" + ("s, in order (each run starts from the previous one's weights):" if len(commands) > 1 else ":"),
-        "", "```", *commands, "```", "", "## Measured", "",
+        "", "```", *args.prepare, *commands, "```", "", "## Measured", "",
         "| data | n | flip TTA | accuracy | macro-F1 | " + " | ".join(f"recall {label}" for label in LABELS) + " |",
         "|---|---|---|---|---|" + "---|" * len(LABELS),
     ]
@@ -69,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         recalls = " | ".join(f"{r['per_class'][label]['recall']:.3f}" for label in LABELS)
         lines.append(f"| `{r['data']}` | {r['n']} | {'yes' if r.get('flip_tta', True) else 'no'} | {r['accuracy']:.4f} | "
                      f"{r['macro_f1']:.4f} | {recalls} |")
+    if args.e2e:
+        lines += ["", "End to end (the detector finds the faces, the model classifies them; found = IoU >= 0.4 with a "
+                  "labelled box; accuracy and macro-F1 over the faces found):", "",
+                  "| data | photos | detector | recall | accuracy | macro-F1 | " + " | ".join(f"recall {label}" for label in LABELS) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(LABELS)]
+        for path in args.e2e:
+            r = json.loads(path.read_text())
+            recalls = " | ".join("—" if r["per_class"][label]["recall"] is None else f"{r['per_class'][label]['recall']:.3f}"
+                                 for label in LABELS)
+            where = f"`{r['data']}`" + (f", fold {r['fold']} (never trained on)" if r.get("fold") else "")
+            lines.append(f"| {where} | {r['photos']} | `{r['detector']}` | {r['recall']:.3f} | {r['accuracy']:.4f} | "
+                         f"{r['macro_f1']:.4f} | {recalls} |")
     lines += ["", "Per-epoch history: " + ", ".join(f"`{path}`" for path in args.state) + ".", ""]
     args.out.write_text("\n".join(lines))
     return 0

@@ -15,13 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.labels import LABELS  # noqa: E402
-from training.model_card import train_command  # noqa: E402
-
-
-def training_data(targs: dict) -> str:
-    extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
-             for path in targs.get("extra_data") or []]
-    return " + ".join([f"`{targs['data']}`", *extra])
+from training.model_card import train_command, training_data  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
