@@ -10,6 +10,7 @@ higher on them); on the faces both found, the classifiers are compared on equal 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     result = compare(a, b)
     name_a, name_b = args.names
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = [f"# {name_a} and {name_b} on the same labelled faces", "",
+    command = "python training/compare_faces.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    lines = [f"# {name_a} and {name_b} on the same labelled faces", "", "```", command, "```", "",
              f"`{args.a}` ({name_a}) and `{args.b}` ({name_b})"
              + (f", photos of fold {args.fold} of {args.folds} only" if args.fold is not None else "") + ".", "",
              "A face counts as right when the tool found it (IoU >= 0.4) and its top expression is the label.", "",

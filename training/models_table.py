@@ -21,6 +21,8 @@ from training.model_card import train_command, training_data  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", required=True, metavar="TRAINING_JSON:EVAL_JSON")
+    p.add_argument("--e2e", nargs="*", default=[], help="eval_end_to_end.py JSON files for a second table")
+    p.add_argument("--prepare", nargs="*", default=[], help="commands that make training data, listed before the runs")
     p.add_argument("--out", type=Path, default=Path("reports/models.md"))
     args = p.parse_args(argv)
     lines = ["# Models tried", "",
@@ -40,7 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | {training_data(targs)} | {state['epoch']} ({state.get('best_epoch')}) | "
                      f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {'yes' if result.get('flip_tta', True) else 'no'} | {recalls} |")
         commands.append((targs["out"], train_command(targs), result.get("command", "")))
+    if args.e2e:
+        lines += ["", "End to end on ExpW scene photos (`training/eval_end_to_end.py`: the detector finds the faces, the "
+                  "model classifies them; recall at IoU >= 0.4; accuracy and macro-F1 over the faces found). A model "
+                  "trained with ExpW crops of one fold is scored on the other fold only; \"cross-fitted\" scores every "
+                  "photo with the model that did not train on it.", "",
+                  "| model | photos | detector | recall | accuracy | macro-F1 | command |", "|---|---|---|---|---|---|---|"]
+        for path in args.e2e:
+            r = json.loads(Path(path).read_text())
+            photos = f"fold {r['fold']}" if r.get("fold") else ("all, cross-fitted" if r.get("cross_fitted") else "all")
+            lines.append(f"| `{r['model']}` | {photos} ({r['labelled_faces']} faces) | `{r['detector']}` | {r['recall']:.3f} | "
+                         f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | `{r['command']}` |")
     lines += ["", "## Commands", ""]
+    if args.prepare:
+        lines += ["Training data made first:", "", "```", *args.prepare, "```", ""]
     for model, train, evaluate in commands:
         lines += [f"`{model}`:", "", "```", train, evaluate, "```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
