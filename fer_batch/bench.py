@@ -169,8 +169,9 @@ def markdown(r: dict) -> str:
     ]
     load = r.get("load_average_at_start")
     if load is not None and load >= 0.5:
-        lines.append(f"Other work shared the machine: 1-minute load average {load} at the start, so every figure "
-                     "here is lower than on an idle machine (ours and the peer's alike).")
+        lines.append(f"1-minute load average at the start: {load}. It averages the last minute, so work that had just "
+                     "ended (such as a preceding bench) counts too; when other work does run beside the bench, every "
+                     "figure here is lower than on an idle machine (ours and the peer's alike).")
     if r.get("niceness"):
         lines.append(f"The bench ran at niceness {r['niceness']}, below the other work's priority.")
     lines += [
