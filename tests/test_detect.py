@@ -182,3 +182,24 @@ def test_finds_several_faces_in_the_group_photo(detector, shared_dir):
 def test_finds_no_face_in_the_mountain_drawing(detector, shared_dir):
     image = cv2.imread(str(shared_dir / "fixtures" / "pyfeat-free-mountain-vector-01.jpg"))
     assert len(detector.detect([image])[0]) == 0
+
+
+def test_blazeface_runs_the_same_through_tflite_and_through_opencv(astronaut_bgr):
+    """TensorFlow's TFLite interpreter is preferred (about twice as fast); OpenCV's importer is the fallback for a
+    TensorFlow without one. Both must give the same faces."""
+    from fer_batch.detect import blazeface_detector as blazeface
+
+    detector = create_detector("blazeface")
+    path = blazeface.find_model_file(blazeface.MODELS["full"].file_name)
+    tflite = blazeface._tflite_runner(path)
+    assert tflite is not None
+    scene = np.full((480, 800, 3), 90, np.uint8)
+    scene[60:360, 420:720] = astronaut_bgr[0:300, 100:400]
+    faces = {}
+    for name, runner in (("tflite", tflite), ("opencv", blazeface._opencv_runner(path))):
+        detector._run = runner
+        faces[name] = detector.detect([scene])[0]
+    assert len(faces["tflite"]) == len(faces["opencv"]) == 1
+    np.testing.assert_allclose(faces["tflite"].boxes, faces["opencv"].boxes, atol=1.0)
+    x1, y1, x2, y2 = faces["tflite"].boxes[0]
+    assert 420 <= x1 < x2 <= 720 and 60 <= y1 < y2 <= 360
