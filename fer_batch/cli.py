@@ -95,7 +95,7 @@ def analyze(
     detect_every: int = typer.Option(1, "--detect-every", help="Run the face detector on every k-th analysed video frame; "
                                      "boxes in between are interpolated (their det_score is empty)."),
     fast: bool = typer.Option(False, "--fast", help=f"Shorthand for {FAST_FLAGS}: many times the frames/s on video, "
-                              "lower recall on small faces (README, Speed)."),
+                              "lower recall on small faces (README, Benchmarks)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
     flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),

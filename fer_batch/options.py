@@ -8,7 +8,8 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN
 BACKENDS = ("local", "ray")
 # `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass (reports/bench.md, detect-every.md)
 FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
-FAST_FLAGS = "--detector blazeface --detect-every 5 --no-flip-tta"
+FAST_FLAGS = (f"--detector {FAST_SETTINGS['detector']} --detect-every {FAST_SETTINGS['detect_every']}"
+              + ("" if FAST_SETTINGS["flip_tta"] else " --no-flip-tta"))
 
 
 class BackendUnavailable(RuntimeError):
