@@ -47,9 +47,6 @@ def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> l
     return matches
 
 
-DETECTOR_MAX_SIDE = "default"
-
-
 class DetectionCache:
     """The detector's boxes per photo, kept in an .npz so several models can be evaluated on one detection run."""
 
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         classifiers = [load_model(m) for m in args.fold_models]
     else:
         classifiers = [load_model(args.model)]
-    cache = DetectionCache(args.detections_cache, f"{args.detector}:{DETECTOR_MAX_SIDE}")
+    cache = DetectionCache(args.detections_cache, args.detector)
     detector = None
     by_image: dict[str, list] = defaultdict(list)
     for name, _, box, _, label in read_expw_labels(args.data / "label.lst"):
@@ -129,19 +126,17 @@ def main(argv: list[str] | None = None) -> int:
             detected = cache.put(name, detector.detect([image])[0].boxes)
         matches = match_faces(boxes, detected, args.iou)
         labelled += len(labels)
-        hits = [(lab, di) for lab, di in zip(labels, matches) if di is not None]
+        hits = [(i, di) for i, di in enumerate(matches) if di is not None]
         found += len(hits)
-        face_rows.extend({"photo": name, "face": i, "label": LABELS[lab], "found": di is not None, "predicted": ""}
-                         for i, (lab, di) in enumerate(zip(labels, matches)))
+        predicted: dict[int, int] = {}
         if hits:
             crops = crop_faces(image, detected[[di for _, di in hits]], args.crop_margin)
             classifier = classifiers[photo_fold(name, args.folds)] if args.fold_models else classifiers[0]
-            probs = classifier.predict(crops)
-            truths.extend(lab for lab, _ in hits)
-            preds.extend(np.argmax(probs, axis=1).tolist())
-            found_rows = [row for row in face_rows[len(face_rows) - len(labels):] if row["found"]]
-            for row, predicted in zip(found_rows, np.argmax(probs, axis=1)):
-                row["predicted"] = LABELS[int(predicted)]
+            predicted = dict(zip((i for i, _ in hits), np.argmax(classifier.predict(crops), axis=1).tolist()))
+            truths.extend(labels[i] for i in predicted)
+            preds.extend(predicted.values())
+        face_rows.extend({"photo": name, "face": i, "label": LABELS[lab], "found": i in predicted,
+                          "predicted": LABELS[predicted[i]] if i in predicted else ""} for i, lab in enumerate(labels))
     seconds = time.time() - t0
     cache.save()
     detections_cached = detector is None
