@@ -19,8 +19,15 @@ def square_box(box: np.ndarray, margin: float, width: int, height: int) -> tuple
     return max(0, left), max(0, top), min(width, right), min(height, bottom)
 
 
-def crop_faces(image: np.ndarray, boxes: np.ndarray, margin: float = DEFAULT_CROP_MARGIN) -> list[np.ndarray]:
-    """Square face crops (views into `image`; copy before keeping them)."""
+def crop_faces(image: np.ndarray, boxes: np.ndarray, margin: float = DEFAULT_CROP_MARGIN,
+               landmarks: np.ndarray | None = None) -> list[np.ndarray]:
+    """Square face crops (views into `image`; copy before keeping them).
+
+    With `landmarks` ((n, 5, 2), the eyes first) each crop is turned so the eyes are level: see `aligned_crop`.
+    """
+    if landmarks is not None:
+        return [aligned_crop(image, box, points, margin)
+                for box, points in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(landmarks).reshape(-1, 5, 2))]
     height, width = image.shape[:2]
     crops = []
     for box in np.asarray(boxes).reshape(-1, 4):
@@ -29,6 +36,26 @@ def crop_faces(image: np.ndarray, boxes: np.ndarray, margin: float = DEFAULT_CRO
             x1, y1, x2, y2 = 0, 0, min(width, 1), min(height, 1)
         crops.append(image[y1:y2, x1:x2])
     return crops
+
+
+def eye_angle(landmarks: np.ndarray) -> float:
+    """Degrees by which the line from the eye on the image's left to the other one tilts (0 for level eyes)."""
+    (left_x, left_y), (right_x, right_y) = sorted(np.asarray(landmarks, np.float64)[:2].tolist())
+    return float(np.degrees(np.arctan2(right_y - left_y, right_x - left_x)))
+
+
+def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray,
+                 margin: float = DEFAULT_CROP_MARGIN) -> np.ndarray:
+    """The same square as `crop_faces` cuts, turned about the box centre so the eyes are level.
+
+    Pixels beyond the frame repeat its edge (the unturned crop is clipped to the frame instead).
+    """
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    side = max(1, int(round(max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin))))
+    centre = ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, eye_angle(landmarks), 1.0)
+    matrix[:, 2] += (side / 2.0 - centre[0], side / 2.0 - centre[1])
+    return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def thumbnail(crop: np.ndarray, size: int = 64) -> np.ndarray:

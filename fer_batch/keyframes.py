@@ -17,16 +17,20 @@ from fer_batch.types import Faces, Frame
 def interpolate_faces(before: Faces, after: Faces, fraction: float) -> Faces:
     """The faces at `fraction` (0..1) of the way from the keyframe `before` to the keyframe `after`."""
     pairs = greedy_pairs(match_scores(before.boxes, after.boxes)) if len(before) and len(after) else []
+    # (box, landmarks) of each face: a straight line between the keyframes, or held from the nearer one
+    with_points = before.landmarks is not None and after.landmarks is not None
+    points = [((1.0 - fraction) * before.landmarks[i] + fraction * after.landmarks[j]) if with_points else None
+              for i, j in pairs]
     boxes = [(1.0 - fraction) * before.boxes[i] + fraction * after.boxes[j] for i, j in pairs]
-    if fraction < 0.5:
-        paired = {i for i, _ in pairs}
-        boxes += [before.boxes[i] for i in range(len(before)) if i not in paired]
-    else:
-        paired = {j for _, j in pairs}
-        boxes += [after.boxes[j] for j in range(len(after)) if j not in paired]
+    nearer, paired = (before, {i for i, _ in pairs}) if fraction < 0.5 else (after, {j for _, j in pairs})
+    for k in range(len(nearer)):
+        if k not in paired:
+            boxes.append(nearer.boxes[k])
+            points.append(nearer.landmarks[k] if with_points else None)
     if not boxes:
         return Faces.empty()
-    return Faces(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), np.nan, np.float32))
+    landmarks = np.asarray(points, np.float32).reshape(-1, 5, 2) if with_points else None
+    return Faces(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), np.nan, np.float32), landmarks)
 
 
 @dataclass

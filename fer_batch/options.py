@@ -31,6 +31,7 @@ class AnalyzeOptions:
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image
     crop_margin: float = DEFAULT_CROP_MARGIN  # face crop grows by this fraction of the box on each side (square)
+    align: bool = False               # turn each crop so the eyes are level (detector landmarks; haar gives none)
     include_hidden: bool = False
     annotate_dir: str | None = None
     quiet: bool = False

@@ -216,7 +216,8 @@ class Pipeline:
         for i, (outcome, frame, faces) in enumerate(ready):
             if faces is None:
                 continue
-            for crop in crop_faces(frame.image, faces.boxes, self.options.crop_margin):
+            landmarks = faces.landmarks if self.options.align else None
+            for crop in crop_faces(frame.image, faces.boxes, self.options.crop_margin, landmarks):
                 crops.append(crop)
                 owners.append(i)
         try:

@@ -22,7 +22,7 @@ class Faces:
 
     boxes: np.ndarray                      # (n, 4) x1, y1, x2, y2 in original-frame pixels, float32
     scores: np.ndarray                     # (n,) detector confidence
-    landmarks: np.ndarray | None = None    # (n, 5, 2) when the detector gives them
+    landmarks: np.ndarray | None = None    # (n, 5, 2) eyes, nose, mouth corners, when the detector gives them
     probs: np.ndarray | None = None        # (n, 7) after classification, LABELS order
     track_ids: np.ndarray | None = None    # (n,) after tracking
 

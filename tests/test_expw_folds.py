@@ -11,6 +11,7 @@ import pytest
 
 from fer_batch.classify import SHIPPED_MODEL
 from fer_batch.labels import LABELS
+from training.eval_end_to_end import LANDMARKS
 from training.expw_crops import photo_fold
 
 NAMES = ["angry_man_0", "happy_girl_1", "sad_actor_2", "fear_boy_3", "calm_woman_4", "smile_child_5",
@@ -60,6 +61,10 @@ def test_expw_crops_go_to_the_fold_of_their_photo(expw_scenes, tmp_path):
         crop = cv2.imread(str(path))
         assert abs(crop.shape[0] - crop.shape[1]) <= 1 and crop.shape[0] >= 40   # a square face crop, not a sliver
     assert {p.parent.parent.name for p in written} == {"fold0", "fold1"}
+    assert main(["--data", str(expw_scenes), "--out", str(tmp_path / "aligned"), "--align"]) == 0
+    aligned = sorted((tmp_path / "aligned").rglob("*.png"))
+    assert [p.name for p in aligned] == [p.name for p in written]
+    assert all(cv2.imread(str(p)).shape[0] == cv2.imread(str(p)).shape[1] for p in aligned)
 
 
 def test_training_mixes_in_repeated_extra_data(tmp_path, capsys):
@@ -100,7 +105,11 @@ def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(e
     assert len(faces) == PHOTOS and len(found) == first["found_faces"] and set(found["predicted"]) <= set(LABELS)
     assert (found["predicted"] == found["label"]).mean() == pytest.approx(first["accuracy"])
     with np.load(cache) as stored:
-        assert len([k for k in stored.files if k != "__key__"]) == PHOTOS
+        boxes = [k for k in stored.files if k != "__key__" and not k.startswith(LANDMARKS)]
+        assert len(boxes) == PHOTOS and all(stored[LANDMARKS + k].shape == (len(stored[k]), 5, 2) for k in boxes)
+    assert main(args + ["--name", "aligned", "--align"]) == 0
+    aligned = json.loads((tmp_path / "e2e-aligned.json").read_text())
+    assert aligned["seconds_per_photo"] is None and aligned["found_faces"] == first["found_faces"]  # landmarks cached
     assert main(["--data", str(expw_scenes), "--fold", "1", "--detections-cache", str(cache),
                  "--out-dir", str(tmp_path), "--name", "fold1"]) == 0
     fold1 = json.loads((tmp_path / "e2e-fold1.json").read_text())

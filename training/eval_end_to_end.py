@@ -25,9 +25,12 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
+from fer_batch.types import Faces  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
+
+LANDMARKS = "landmarks:"  # cache entry prefix
 
 
 def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> list[int | None]:
@@ -48,27 +51,34 @@ def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> l
 
 
 class DetectionCache:
-    """The detector's boxes per photo, kept in an .npz so several models can be evaluated on one detection run."""
+    """The detector's faces (boxes, and landmarks when it gives them) per photo, kept in an .npz so several
+    models can be evaluated on one detection run."""
 
     def __init__(self, path: Path | None, key: str):
-        self.path, self.key, self.boxes = path, key, {}
+        self.path, self.key, self.arrays = path, key, {}
         if path is not None and path.exists():
             with np.load(path) as data:
                 if str(data["__key__"]) == key:
-                    self.boxes = {k: data[k] for k in data.files if k != "__key__"}
+                    self.arrays = {k: data[k] for k in data.files if k != "__key__"}
         self.changed = False
 
-    def get(self, name: str) -> np.ndarray | None:
-        return self.boxes.get(name)
+    def get(self, name: str, need_landmarks: bool = False) -> Faces | None:
+        if name not in self.arrays or (need_landmarks and LANDMARKS + name not in self.arrays):
+            return None
+        boxes = self.arrays[name]
+        return Faces(boxes, np.ones(len(boxes), np.float32), self.arrays.get(LANDMARKS + name))
 
-    def put(self, name: str, boxes: np.ndarray) -> np.ndarray:
-        self.boxes[name] = np.asarray(boxes, np.float32).reshape(-1, 4)
+    def put(self, name: str, faces: Faces) -> Faces:
+        self.arrays[name] = np.asarray(faces.boxes, np.float32).reshape(-1, 4)
+        if faces.landmarks is not None or len(faces) == 0:
+            landmarks = np.zeros((0, 5, 2)) if faces.landmarks is None else faces.landmarks
+            self.arrays[LANDMARKS + name] = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
         self.changed = True
-        return self.boxes[name]
+        return self.get(name)
 
     def save(self) -> None:
         if self.path is not None and self.changed:
-            np.savez_compressed(self.path, __key__=np.array(self.key), **self.boxes)
+            np.savez_compressed(self.path, __key__=np.array(self.key), **self.arrays)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4)
     p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
+    p.add_argument("--align", action="store_true", help="turn each crop so the eyes are level (detector landmarks)")
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
     p.add_argument("--folds", type=int, default=2)
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="cross-fitting: one model per fold; the photos of fold k are classified by the k-th model, "
                         "which must not have trained on fold k (see training/expw_crops.py)")
     p.add_argument("--detections-cache", type=Path, default=None,
-                   help="an .npz of the detector's boxes per photo: read when it exists, else written")
+                   help="an .npz of the detector's faces per photo: read when it exists, else written")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
     p.add_argument("--name", default=None)
     p.add_argument("--out-dir", type=Path, default=Path("reports"))
@@ -120,17 +131,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         boxes = np.array([b for b, _ in by_image[name]], np.float32)
         labels = [lab for _, lab in by_image[name]]
-        detected = cache.get(name)
-        if detected is None:
+        faces = cache.get(name, need_landmarks=args.align)
+        if faces is None:
             detector = detector or create_detector(args.detector)
-            detected = cache.put(name, detector.detect([image])[0].boxes)
+            faces = cache.put(name, detector.detect([image])[0])
+        detected = faces.boxes
         matches = match_faces(boxes, detected, args.iou)
         labelled += len(labels)
         hits = [(i, di) for i, di in enumerate(matches) if di is not None]
         found += len(hits)
         predicted: dict[int, int] = {}
         if hits:
-            crops = crop_faces(image, detected[[di for _, di in hits]], args.crop_margin)
+            picked = [di for _, di in hits]
+            crops = crop_faces(image, detected[picked], args.crop_margin, aligned_landmarks(faces, picked, args.align))
             classifier = classifiers[photo_fold(name, args.folds)] if args.fold_models else classifiers[0]
             predicted = dict(zip((i for i, _ in hits), np.argmax(classifier.predict(crops), axis=1).tolist()))
             truths.extend(labels[i] for i in predicted)
@@ -169,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
     return 0
+
+
+def aligned_landmarks(faces: Faces, picked: list[int], align: bool) -> np.ndarray | None:
+    """The landmarks of the picked faces when crops are to be aligned (an error when the detector gives none)."""
+    if not align:
+        return None
+    if faces.landmarks is None:
+        raise SystemExit("--align needs a detector that gives eye landmarks (mtcnn or blazeface)")
+    return faces.landmarks[picked]
 
 
 def write_face_rows(path: Path, rows: list[dict]) -> None:

@@ -34,7 +34,7 @@ def photo_fold(name: str, folds: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.eval_end_to_end import match_faces
+    from training.eval_end_to_end import DetectionCache, aligned_landmarks, match_faces
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
@@ -43,9 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4)
     p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
+    p.add_argument("--align", action="store_true",
+                   help="turn each detected face so the eyes are level (as `fer-batch analyze --align`)")
+    p.add_argument("--detections-cache", type=Path, default=None,
+                   help="reuse (or fill) the .npz of detector boxes that eval_end_to_end.py keeps")
     args = p.parse_args(argv)
 
     detector = create_detector(args.detector)
+    cache = DetectionCache(args.detections_cache, args.detector)
     by_image: dict[str, list] = defaultdict(list)
     for name, face_id, box, _, label in read_expw_labels(args.data / "label.lst"):
         by_image[name].append((face_id, box, label))
@@ -56,14 +61,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         fold = photo_fold(name, args.folds)
         labelled = np.array([box for _, box, _ in by_image[name]], np.float32)
-        detected = detector.detect([image])[0].boxes
-        matches = match_faces(labelled, detected, args.iou)
-        boxes = np.array([detected[m] if m is not None else labelled[i] for i, m in enumerate(matches)], np.float32)
-        for (face_id, _, label), crop, match in zip(by_image[name], crop_faces(image, boxes, args.crop_margin), matches):
+        faces = cache.get(name, need_landmarks=args.align)
+        if faces is None:
+            faces = cache.put(name, detector.detect([image])[0])
+        matches = match_faces(labelled, faces.boxes, args.iou)
+        crops = [crop_faces(image, faces.boxes[[m]], args.crop_margin, aligned_landmarks(faces, [m], args.align))[0]
+                 if m is not None else crop_faces(image, labelled[i:i + 1], args.crop_margin)[0]
+                 for i, m in enumerate(matches)]
+        for (face_id, _, label), crop, match in zip(by_image[name], crops, matches):
             folder = args.out / f"fold{fold}" / LABELS[label]
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{Path(name).stem}#{face_id}.png"), crop)
             counts[(fold, "detected" if match is not None else "labelled box")] += 1
+    cache.save()
     summary = {f"fold{k}": {src: n for (f, src), n in sorted(counts.items()) if f == k} for k in range(args.folds)}
     print(json.dumps(summary))
     return 0

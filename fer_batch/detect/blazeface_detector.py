@@ -102,9 +102,9 @@ class BlazeFaceDetector(Detector):
         raw_scores = next(o for o in outputs if o.shape[-1] == 1).reshape(-1)
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
         candidates = scores >= CANDIDATE_SCORE
-        boxes = decode(raw_boxes[candidates], self._anchors[candidates], size)
-        boxes, scores = weighted_nms(boxes, scores[candidates], NMS_IOU)
-        return faces_from_arrays(boxes * side, scores)
+        boxes, points = decode(raw_boxes[candidates], self._anchors[candidates], size)
+        boxes, scores, points = weighted_nms(boxes, scores[candidates], NMS_IOU, points)
+        return faces_from_arrays(boxes * side, scores, points * side)
 
 
 Runner = Callable[[np.ndarray], list[np.ndarray]]  # (1, size, size, 3) float32 in [-1, 1] -> the model's outputs
@@ -148,31 +148,37 @@ def _opencv_runner(path: Path) -> Runner:
     return run
 
 
-def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> np.ndarray:
-    """Raw regressions (n, 16) -> boxes (n, 4) x1, y1, x2, y2 in [0, 1] of the input.
+def decode(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw regressions (n, 16) -> boxes (n, 4) x1, y1, x2, y2 and landmarks (n, 5, 2), in [0, 1] of the input.
 
-    Each row is the box centre and size, then six keypoints (eyes, nose tip, mouth centre,
-    ear tragions); the keypoints are not mouth corners, so they do not fit the 5-point
-    landmark layout and are not returned.
+    Each row is the box centre and size, then six keypoints (eyes, nose tip, mouth centre, ear tragions).
+    The landmarks take the 5-point layout of the other detectors (eyes, nose, mouth corners); BlazeFace has
+    no mouth corners, so its mouth centre stands for both.
     """
     values = raw.reshape(-1, 8, 2) / input_size
     centre = values[:, 0] + anchors
     half = values[:, 1] / 2
-    return np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = values[:, 2:6] + anchors[:, None, :]
+    landmarks = keypoints[:, [0, 1, 2, 3, 3]]
+    return np.concatenate([centre - half, centre + half], axis=1), landmarks
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted NMS: each kept face is the score-weighted mean of the boxes overlapping it."""
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+                 landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MediaPipe's weighted NMS: each kept face (box and landmarks) is the score-weighted mean of the faces
+    whose boxes overlap it."""
     order = np.argsort(-scores)
-    boxes, scores = boxes[order], scores[order]
+    boxes, scores, landmarks = boxes[order], scores[order], landmarks[order]
     remaining = np.ones(len(boxes), bool)
-    kept_boxes, kept_scores = [], []
+    kept_boxes, kept_scores, kept_landmarks = [], [], []
     for i in range(len(boxes)):
         if not remaining[i]:
             continue
         overlap = remaining & (box_iou(boxes[i:i + 1], boxes)[0] > iou_threshold)
-        weights = scores[overlap][:, None]
-        kept_boxes.append((boxes[overlap] * weights).sum(0) / weights.sum())
+        weights = scores[overlap]
+        kept_boxes.append((boxes[overlap] * weights[:, None]).sum(0) / weights.sum())
+        kept_landmarks.append((landmarks[overlap] * weights[:, None, None]).sum(0) / weights.sum())
         kept_scores.append(scores[i])
         remaining &= ~overlap
-    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)
+    return (np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32),
+            np.array(kept_landmarks, np.float32).reshape(-1, 5, 2))
