@@ -99,7 +99,7 @@ def analyze(
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
     flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),
-    align: bool = typer.Option(False, "--align/--no-align", help="Turn each face crop so the eyes are level, from "
+    align: bool = typer.Option(True, "--align/--no-align", help="Turn each face crop so the eyes are level, from "
                                "the detector's landmarks (mtcnn, blazeface; haar gives none)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Smooth timelines in the report over this many seconds (display only)."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write copies of the inputs with boxes and labels here."),
@@ -122,10 +122,10 @@ def analyze(
     from fer_batch.options import FAST_SETTINGS, AnalyzeOptions
 
     if fast:
-        if detector is not None or detect_every != 1 or not flip_tta:
+        if detector is not None or detect_every != 1 or not flip_tta or not align:
             _fail(f"--fast means {FAST_FLAGS}; give either --fast or those options")
-        detector, detect_every, flip_tta = (DetectorName(FAST_SETTINGS["detector"]), FAST_SETTINGS["detect_every"],
-                                            FAST_SETTINGS["flip_tta"])
+        detector, detect_every, flip_tta, align = (DetectorName(FAST_SETTINGS["detector"]), FAST_SETTINGS["detect_every"],
+                                                   FAST_SETTINGS["flip_tta"], FAST_SETTINGS["align"])
     options = AnalyzeOptions(
         fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,

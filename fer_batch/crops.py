@@ -52,8 +52,10 @@ def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray,
     """
     x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
     side = max(1, int(round(max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin))))
-    centre = ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
-    matrix = cv2.getRotationMatrix2D(centre, eye_angle(landmarks), 1.0)
+    # whole pixels and half degrees, like the unturned crop's rounding: the detector's last-digit noise (which
+    # varies with how frames are batched) must not change the crop
+    centre = (float(round((x1 + x2) / 2.0)), float(round((y1 + y2) / 2.0)))
+    matrix = cv2.getRotationMatrix2D(centre, round(eye_angle(landmarks) * 2.0) / 2.0, 1.0)
     matrix[:, 2] += (side / 2.0 - centre[0], side / 2.0 - centre[1])
     return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

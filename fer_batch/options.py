@@ -6,10 +6,11 @@ from dataclasses import dataclass, fields
 from fer_batch.crops import DEFAULT_CROP_MARGIN
 
 BACKENDS = ("local", "ray")
-# `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass (reports/bench.md, detect-every.md)
-FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False}
+# `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass, no turning of crops (reports/bench.md,
+# detect-every.md, align.md)
+FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False, "align": False}
 FAST_FLAGS = (f"--detector {FAST_SETTINGS['detector']} --detect-every {FAST_SETTINGS['detect_every']}"
-              + ("" if FAST_SETTINGS["flip_tta"] else " --no-flip-tta"))
+              + ("" if FAST_SETTINGS["flip_tta"] else " --no-flip-tta") + ("" if FAST_SETTINGS["align"] else " --no-align"))
 
 
 class BackendUnavailable(RuntimeError):
@@ -31,7 +32,7 @@ class AnalyzeOptions:
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image
     crop_margin: float = DEFAULT_CROP_MARGIN  # face crop grows by this fraction of the box on each side (square)
-    align: bool = False               # turn each crop so the eyes are level (detector landmarks; haar gives none)
+    align: bool = True                # turn each crop so the eyes are level (detector landmarks; haar gives none)
     include_hidden: bool = False
     annotate_dir: str | None = None
     quiet: bool = False

@@ -130,3 +130,18 @@ def test_same_face_comparison_counts_by_who_found_what():
     assert result["all labelled faces"]["right_a"] == 2 and result["all labelled faces"]["right_b"] == 2
     with pytest.raises(ValueError, match="same labelled faces"):
         compare(a, b.iloc[:3])
+
+
+def test_dropout_scale_changes_the_rates_not_the_weights_and_is_in_the_command():
+    from training.model_card import train_command
+    from training.models import build
+
+    plain, halved = build("vgg_small"), build("vgg_small", 0.5)
+    rates = [layer.rate for layer in plain.layers if hasattr(layer, "rate")]
+    assert rates and [layer.rate for layer in halved.layers if hasattr(layer, "rate")] == pytest.approx([r / 2 for r in rates])
+    assert [w.shape for w in plain.get_weights()] == [w.shape for w in halved.get_weights()]
+    args = {"data": "d", "arch": "vgg_small", "out": "m.keras"}
+    assert "--dropout-scale 0.5" in train_command({**args, "dropout_scale": 0.5})
+    assert "--dropout-scale" not in train_command({**args, "dropout_scale": 1.0})
+    with pytest.raises(ValueError, match="dropout"):
+        build("vgg_small", 2.0)

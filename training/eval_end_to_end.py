@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
         "fold": None if args.fold is None else f"{args.fold} of {args.folds}",
         "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
-        "cross_fitted": bool(args.fold_models), "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
+        "cross_fitted": bool(args.fold_models), "align": args.align, "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
     }
     name = args.name or f"{Path(args.model).stem if args.model else 'shipped'}-{args.data.name}"

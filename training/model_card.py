@@ -20,10 +20,10 @@ from fer_batch.labels import LABELS  # noqa: E402
 
 def train_command(args: dict) -> str:
     parts = ["python", "training/train.py"]
-    for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "epochs", "batch_size", "lr",
-                "label_smoothing", "class_weight", "seed", "init_from", "out"):
+    for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
+                "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
         value = args.get(key)
-        if key == "extra_repeat" and not args.get("extra_data"):
+        if (key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0)):
             continue
         for item in value if isinstance(value, list) else [] if value is None else [value]:
             parts += [f"--{key.replace('_', '-')}", str(item)]

@@ -8,10 +8,10 @@ from keras import layers
 
 from fer_batch.labels import NUM_CLASSES
 
-ModelFactory = Callable[[], keras.Model]
+ModelFactory = Callable[[float], keras.Model]  # dropout_scale -> model
 
 
-def seed() -> keras.Model:
+def seed(dropout_scale: float = 1.0) -> keras.Model:
     """The original notebook's network: 3 conv layers 32/64/128 (3x3, max pooling), dense 128, softmax 7; 64x64 RGB."""
     inputs = keras.Input((64, 64, 3))
     x = inputs
@@ -20,7 +20,7 @@ def seed() -> keras.Model:
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)
-    x = layers.Dropout(0.5)(x)
+    x = layers.Dropout(0.5 * dropout_scale)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="seed")
 
@@ -31,39 +31,43 @@ def _conv_bn_relu(x, filters: int):
     return layers.Activation("relu")(x)
 
 
-def _vgg(widths: tuple[int, ...], convs_per_block: tuple[int, ...], dense: int, name: str) -> keras.Model:
+def _vgg(widths: tuple[int, ...], convs_per_block: tuple[int, ...], dense: int, name: str,
+         dropout_scale: float = 1.0) -> keras.Model:
     inputs = keras.Input((48, 48, 1))
     x = inputs
     for filters, n in zip(widths, convs_per_block):
         for _ in range(n):
             x = _conv_bn_relu(x, filters)
         x = layers.MaxPooling2D()(x)
-        x = layers.SpatialDropout2D(0.1)(x)
+        x = layers.SpatialDropout2D(0.1 * dropout_scale)(x)
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.5)(x)
+    x = layers.Dropout(0.5 * dropout_scale)(x)
     x = layers.Dense(dense, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
-    x = layers.Dropout(0.4)(x)
+    x = layers.Dropout(0.4 * dropout_scale)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def vgg_small() -> keras.Model:
+def vgg_small(dropout_scale: float = 1.0) -> keras.Model:
     """The default: a VGG-style network for 48x48 gray faces (4 blocks, BN, dropout), about 2.6M weights."""
-    return _vgg((32, 64, 128, 256), (2, 2, 2, 2), 256, "vgg_small")
+    return _vgg((32, 64, 128, 256), (2, 2, 2, 2), 256, "vgg_small", dropout_scale)
 
 
-def vgg_tiny() -> keras.Model:
+def vgg_tiny(dropout_scale: float = 1.0) -> keras.Model:
     """A lighter variant for quick experiments."""
-    return _vgg((24, 48, 96, 192), (1, 2, 2, 2), 192, "vgg_tiny")
+    return _vgg((24, 48, 96, 192), (1, 2, 2, 2), 192, "vgg_tiny", dropout_scale)
 
 
 ARCHITECTURES: dict[str, ModelFactory] = {"vgg_small": vgg_small, "vgg_tiny": vgg_tiny, "seed": seed}
 DEFAULT_ARCH = "vgg_small"
 
 
-def build(name: str) -> keras.Model:
+def build(name: str, dropout_scale: float = 1.0) -> keras.Model:
+    """A fresh network; `dropout_scale` multiplies every dropout rate (the weights are the same either way)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name]()
+    if not 0 <= dropout_scale <= 1.5:
+        raise ValueError("dropout scale must be between 0 and 1.5")
+    return ARCHITECTURES[name](dropout_scale)

@@ -1,9 +1,32 @@
 """Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
 
-    python training/models_table.py --runs reports/training-vgg_small-stage3.json:reports/eval-shipped-fer2013-val.json \
-        reports/training-vgg_small-stage2.json:reports/eval-vgg_small-stage2-fer2013-val.json \
-        reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
-        reports/training-seed.json:reports/eval-seed-fer2013-val.json --out reports/models.md
+The current reports/models.md:
+
+    python training/models_table.py --runs \
+      reports/training-vgg_small-stage4-expw.json:reports/eval-shipped-fer2013-val.json \
+      reports/training-vgg_small-stage4-expw-f0.json:reports/eval-vgg_small-stage4-expw-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-align-f0.json:reports/eval-vgg_small-stage4-align-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-m0x10-f0.json:reports/eval-vgg_small-stage4-m0x10-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-drop05-f0.json:reports/eval-vgg_small-stage4-drop05-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-control.json:reports/eval-vgg_small-stage4-control-fer2013-val.json \
+      reports/training-vgg_small-stage3.json:reports/eval-vgg_small-stage3-fer2013-val.json \
+      reports/training-vgg_small-stage2.json:reports/eval-vgg_small-stage2-fer2013-val.json \
+      reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
+      reports/training-seed.json:reports/eval-seed-fer2013-val.json \
+      --e2e reports/e2e-shipped-expw-sample-fold0.json reports/align/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/e2e-shipped-blazeface-expw-sample-fold0.json reports/align/e2e-shipped-blazeface-aligned-fold0.json \
+      reports/e2e-vgg_small-stage4-control-expw-sample-fold0.json reports/e2e-vgg_small-stage4-control-blazeface-expw-sample-fold0.json \
+      reports/e2e-vgg_small-stage3-expw-sample-fold0.json reports/e2e-vgg_small-stage3-blazeface-expw-sample-fold0.json \
+      reports/e2e-vgg_small-stage4-expw-f0-expw-sample-fold1.json reports/align/e2e-f0model-mtcnn-aligned-fold1.json \
+      reports/e2e-vgg_small-stage4-expw-f0-blazeface-expw-sample-fold1.json \
+      reports/align/e2e-vgg_small-stage4-align-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-align-f0-mtcnn-aligned-fold1.json \
+      reports/align/e2e-vgg_small-stage4-m0x10-f0-mtcnn-fold1.json \
+      reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-aligned-fold1.json \
+      reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
+      --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
+      "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0 --folds 2 --crop-margin 0" \
+      "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0-align --folds 2 --crop-margin 0 --align" \
+      --out reports/models.md
 """
 from __future__ import annotations
 
@@ -47,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                   "model classifies them; recall at IoU >= 0.4; accuracy and macro-F1 over the faces found). A model "
                   "trained with ExpW crops of one fold is scored on the other fold only; \"cross-fitted\" scores every "
                   "photo with the model that did not train on it.", "",
-                  "| model | photos | detector | recall | accuracy | macro-F1 | command |", "|---|---|---|---|---|---|---|"]
+                  "| model | photos | detector | aligned | recall | accuracy | macro-F1 | command |", "|---|---|---|---|---|---|---|---|"]
         for path in args.e2e:
             r = json.loads(Path(path).read_text())
             photos = f"fold {r['fold']}" if r.get("fold") else ("all, cross-fitted" if r.get("cross_fitted") else "all")
-            lines.append(f"| `{r['model']}` | {photos} ({r['labelled_faces']} faces) | `{r['detector']}` | {r['recall']:.3f} | "
+            aligned = r.get("align", "--align" in r["command"].split())
+            lines.append(f"| `{r['model']}` | {photos} ({r['labelled_faces']} faces) | `{r['detector']}` | "
+                         f"{'yes' if aligned else 'no'} | {r['recall']:.3f} | "
                          f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | `{r['command']}` |")
     lines += ["", "## Commands", ""]
     if args.prepare:

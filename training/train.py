@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-usage", default=None, help="fer2013-csv: Usage for validation (e.g. PublicTest)")
     p.add_argument("--min-confidence", type=float, default=0.0, help="expw: minimum box confidence")
     p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    p.add_argument("--dropout-scale", type=float, default=1.0,
+                   help="multiply the architecture's dropout rates (e.g. 0.5 to fit more; weights are unchanged)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, cosine decay)")
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         state = json.loads(state_path.read_text())
         print(f"resuming after epoch {state['epoch']} (best val accuracy {state['best_val_accuracy']:.4f})")
     else:
-        model = build(args.arch)
+        model = build(args.arch, args.dropout_scale)
         if args.init_from:
             model.set_weights(keras.models.load_model(args.init_from, safe_mode=True, compile=False).get_weights())
             print(f"starting from the weights of {args.init_from}")
