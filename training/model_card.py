@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'gray' if c == 1 else 'colour'} -> resize to {w}x{h} (area when shrinking, bilinear when growing) -> float32 / 255",
         "- At run time the pipeline crops the square around each detected face's box"
         + (f", {DEFAULT_CROP_MARGIN:.0%} larger on each side," if DEFAULT_CROP_MARGIN else "")
-        + " and averages the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
+        + ", turned so the eyes are level (`--no-align` to turn off; the model trained on unturned crops), and averages"
+        " the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
         f"- Training data: {training_data(train_args)} ({train_args['format']}); validation / model selection: "
         f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']}{chain_note} by validation accuracy.",
         f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
