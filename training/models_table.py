@@ -8,6 +8,7 @@ The current reports/models.md:
       reports/training-vgg_small-stage4-align-f0.json:reports/eval-vgg_small-stage4-align-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-m0x10-f0.json:reports/eval-vgg_small-stage4-m0x10-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-drop05-f0.json:reports/eval-vgg_small-stage4-drop05-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-twodet-f0.json:reports/eval-vgg_small-stage4-twodet-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-control.json:reports/eval-vgg_small-stage4-control-fer2013-val.json \
       reports/training-vgg_small-stage3.json:reports/eval-vgg_small-stage3-fer2013-val.json \
       reports/training-vgg_small-stage2.json:reports/eval-vgg_small-stage2-fer2013-val.json \
@@ -22,10 +23,12 @@ The current reports/models.md:
       reports/align/e2e-vgg_small-stage4-align-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-align-f0-mtcnn-aligned-fold1.json \
       reports/align/e2e-vgg_small-stage4-m0x10-f0-mtcnn-fold1.json \
       reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-aligned-fold1.json \
+      reports/align/e2e-vgg_small-stage4-twodet-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-twodet-f0-blazeface-fold1.json \
       reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
       --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0 --folds 2 --crop-margin 0" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0-align --folds 2 --crop-margin 0 --align" \
+      "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-blazeface --folds 2 --crop-margin 0.1 --detector blazeface" \
       --out reports/models.md
 """
 from __future__ import annotations
