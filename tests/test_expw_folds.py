@@ -128,8 +128,18 @@ def test_same_face_comparison_counts_by_who_found_what():
     assert result["only A found"]["faces"] == 1 and result["only A found"]["right_a"] == 0
     assert result["only B found"] == {"faces": 1, "right_a": 0, "right_b": 1, "accuracy_a": 0.0, "accuracy_b": 1.0}
     assert result["all labelled faces"]["right_a"] == 2 and result["all labelled faces"]["right_b"] == 2
+    assert result["both found, right by one only"] == {"a_only": 1, "b_only": 0, "mcnemar_p": 1.0}
     with pytest.raises(ValueError, match="same labelled faces"):
         compare(a, b.iloc[:3])
+
+
+def test_exact_mcnemar_p_is_a_two_sided_binomial_test_at_one_half():
+    from training.compare_faces import mcnemar_exact_p
+
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(5, 5) == 1.0
+    assert mcnemar_exact_p(30, 10) == mcnemar_exact_p(10, 30) == pytest.approx(0.00222, abs=1e-5)
+    assert mcnemar_exact_p(6, 0) == pytest.approx(2 / 64)
+    assert mcnemar_exact_p(12, 8) > 0.05
 
 
 def test_dropout_scale_changes_the_rates_not_the_weights_and_is_in_the_command():

@@ -10,6 +10,7 @@ higher on them); on the faces both found, the classifiers are compared on equal 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -40,7 +41,19 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, dict[str, float | int
         out[name] = {"faces": n, "right_a": int((right_a & mask).sum()), "right_b": int((right_b & mask).sum()),
                      "accuracy_a": None if n == 0 else float((right_a & mask).sum() / n),
                      "accuracy_b": None if n == 0 else float((right_b & mask).sum() / n)}
+    on_both = groups["both found"]
+    only_a, only_b = int((right_a & ~right_b & on_both).sum()), int((right_b & ~right_a & on_both).sum())
+    out["both found, right by one only"] = {"a_only": only_a, "b_only": only_b, "mcnemar_p": mcnemar_exact_p(only_a, only_b)}
     return out
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar test: how likely a split of the discordant faces at least this uneven is when
+    both classifiers are equally good (a binomial test at one half)."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
              "A face counts as right when the tool found it (IoU >= 0.4) and its top expression is the label.", "",
              f"| faces | count | {name_a} right | {name_a} accuracy | {name_b} right | {name_b} accuracy |",
              "|---|---|---|---|---|---|"]
+    discordant = result.pop("both found, right by one only")
     for group, r in result.items():
         group = group.replace("only A", f"only {name_a}").replace("only B", f"only {name_b}")
         lines.append(f"| {group} | {r['faces']} | {r['right_a']} | {fmt(r['accuracy_a'])} | {r['right_b']} | "
                      f"{fmt(r['accuracy_b'])} |")
+    lines += ["", f"On the faces both found, {name_a} alone is right on {discordant['a_only']} and {name_b} alone on "
+              f"{discordant['b_only']}: exact McNemar p = {discordant['mcnemar_p']:.3g}."]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,17 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 
 
+REFIT_SCRIPT = "training/refit_tail.py"
+REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "detector", "detections_cache", "iou",
+              "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
+              "class_weight", "seed", "out")
+
+
 def train_command(args: dict) -> str:
+    """The command line of a run (train.py's, or refit_tail.py's when the run was a refit) from its recorded arguments."""
+    if args.get("script") == REFIT_SCRIPT:
+        return shlex.join(["python", REFIT_SCRIPT, *(part for key in REFIT_KEYS if args.get(key) is not None
+                                                     for part in (f"--{key.replace('_', '-')}", str(args[key])))])
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
                 "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
@@ -32,6 +42,9 @@ def train_command(args: dict) -> str:
 
 def training_data(targs: dict) -> str:
     """The training data of a run: its --data, and each --extra-data with how often it repeats."""
+    if targs.get("script") == REFIT_SCRIPT:
+        return (f"`{targs['data']}` + `{targs['expw']}` fold {targs['expw_fold']} of {targs['folds']} "
+                f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only")
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]
     return " + ".join([f"`{targs['data']}`", *extra])
@@ -52,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model = keras.models.load_model(args.model, compile=False, safe_mode=True)
     stages = [json.loads(path.read_text()) for path in args.state]
-    state = stages[-1]
-    train_args = dict(state["args"], out=str(args.model))
-    commands = [train_command(s["args"]) for s in stages[:-1]] + [train_command(train_args)]
-    total_epochs = sum(s["epoch"] for s in stages)
-    chain_note = f" of the last run ({total_epochs} epochs in all)" if len(stages) > 1 else ""
+    refit = stages[-1] if stages[-1]["args"].get("script") == REFIT_SCRIPT else None
+    state = stages[-2] if refit and len(stages) > 1 else stages[-1]
+    last_args = dict(stages[-1]["args"], out=str(args.model))
+    train_args = last_args if state is stages[-1] else state["args"]
+    commands = [train_command(s["args"]) for s in stages[:-1]] + [train_command(last_args)]
+    total_epochs = sum(s["epoch"] for s in stages if s is not refit)
+    chain_note = f" of the last run ({total_epochs} epochs in all)" if len(stages) > (2 if refit else 1) else ""
     _, h, w, c = model.input_shape
     lines = [
         f"# Model card: `{args.model.name}`", "",
@@ -66,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{'gray' if c == 1 else 'colour'} -> resize to {w}x{h} (area when shrinking, bilinear when growing) -> float32 / 255",
         "- At run time the pipeline crops the square around each detected face's box"
         + (f", {DEFAULT_CROP_MARGIN:.0%} larger on each side," if DEFAULT_CROP_MARGIN else "")
-        + ", turned so the eyes are level (`--no-align` to turn off; the model trained on unturned crops), and averages"
+        + ", turned so the eyes are level (`--no-align` to turn off; "
+        + ("the convolutional layers trained on unturned crops, the refitted tail on both" if refit
+           else "the model trained on unturned crops") + "), and averages"
         " the probabilities of the crop and its mirror image (`--no-flip-tta` to turn off).",
         f"- Training data: {training_data(train_args)} ({train_args['format']}); validation / model selection: "
         f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']}{chain_note} by validation accuracy.",
+        *([f"- Then the dense tail (the layers after Flatten) refitted on the frozen convolutional layers' features "
+           f"for {refit['epoch']} epochs with fixed settings (`{REFIT_SCRIPT}`): {training_data(refit['args'])}."] if refit else []),
         f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
         "", "Command" + ("s, in order (each run starts from the previous one's weights):" if len(commands) > 1 else ":"),
         "", "```", *args.prepare, *commands, "```", "", "## Measured", "",

@@ -3,7 +3,9 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
-      reports/training-vgg_small-stage4-expw.json:reports/eval-shipped-fer2013-val.json \
+      reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val.json \
+      reports/training-vgg_small-refit-f0.json:reports/refit/eval-vgg_small-refit-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-expw-f1.json:reports/eval-vgg_small-stage4-expw-f1-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f0.json:reports/eval-vgg_small-stage4-expw-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-align-f0.json:reports/eval-vgg_small-stage4-align-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-m0x10-f0.json:reports/eval-vgg_small-stage4-m0x10-f0-fer2013-val.json \
@@ -14,8 +16,12 @@ The current reports/models.md:
       reports/training-vgg_small-stage2.json:reports/eval-vgg_small-stage2-fer2013-val.json \
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
-      --e2e reports/e2e-shipped-expw-sample-fold0.json reports/align/e2e-shipped-mtcnn-aligned-fold0.json \
-      reports/e2e-shipped-blazeface-expw-sample-fold0.json reports/align/e2e-shipped-blazeface-aligned-fold0.json \
+      --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/e2e-shipped-blazeface-expw-sample-fold0.json reports/e2e-shipped-blazeface-aligned-fold0.json \
+      reports/e2e-vgg_small-stage4-expw-f1-mtcnn-fold0.json reports/e2e-vgg_small-stage4-expw-f1-mtcnn-aligned-fold0.json \
+      reports/e2e-vgg_small-stage4-expw-f1-blazeface-fold0.json reports/e2e-vgg_small-stage4-expw-f1-blazeface-aligned-fold0.json \
+      reports/refit/e2e-vgg_small-refit-f0-mtcnn-fold1.json reports/refit/e2e-vgg_small-refit-f0-mtcnn-aligned-fold1.json \
+      reports/refit/e2e-vgg_small-refit-f0-blazeface-fold1.json reports/refit/e2e-vgg_small-refit-f0-blazeface-aligned-fold1.json \
       reports/e2e-vgg_small-stage4-control-expw-sample-fold0.json reports/e2e-vgg_small-stage4-control-blazeface-expw-sample-fold0.json \
       reports/e2e-vgg_small-stage3-expw-sample-fold0.json reports/e2e-vgg_small-stage3-blazeface-expw-sample-fold0.json \
       reports/e2e-vgg_small-stage4-expw-f0-expw-sample-fold1.json reports/align/e2e-f0model-mtcnn-aligned-fold1.json \
@@ -24,6 +30,8 @@ The current reports/models.md:
       reports/align/e2e-vgg_small-stage4-m0x10-f0-mtcnn-fold1.json \
       reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-aligned-fold1.json \
       reports/align/e2e-vgg_small-stage4-twodet-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-twodet-f0-blazeface-fold1.json \
+      reports/refit/e2e-crossfit-refit-mtcnn-aligned.json reports/refit/e2e-crossfit-refit-blazeface-aligned.json \
+      reports/refit/e2e-crossfit-stage4-mtcnn-aligned.json \
       reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
       --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0 --folds 2 --crop-margin 0" \

@@ -1,0 +1,93 @@
+"""Refitting a model's dense tail on frozen convolutional features (training/refit_tail.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_expw_folds import expw_scenes  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory) -> Path:
+    import keras
+
+    from training.models import build
+
+    keras.utils.set_random_seed(5)
+    path = tmp_path_factory.mktemp("base") / "base.keras"
+    build("vgg_tiny").save(path)
+    return path
+
+
+def test_split_and_join_give_the_same_network(base_model):
+    import keras
+
+    from training.refit_tail import join, split_at_flatten
+
+    model = keras.models.load_model(base_model, compile=False)
+    body, tail = split_at_flatten(model, dropout_scale=0.5)
+    assert [layer.rate for layer in tail.layers if hasattr(layer, "rate")] == pytest.approx(
+        [layer.rate / 2 for layer in model.layers[len(body.layers):] if hasattr(layer, "rate")])
+    x = np.random.default_rng(0).random((6, 48, 48, 1), np.float32)
+    joined = join(body, tail, model.name)
+    np.testing.assert_allclose(joined.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert joined.count_params() == model.count_params()
+
+
+def test_split_needs_one_flatten_layer():
+    import keras
+
+    from training.refit_tail import split_at_flatten
+
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(ValueError, match="Flatten"):
+        split_at_flatten(model)
+
+
+def test_refit_changes_only_the_tail_is_reproducible_and_renders_its_command(base_model, expw_scenes, tmp_path):  # noqa: F811
+    import keras
+
+    from test_training import _write_class_folders
+    from training.model_card import train_command, training_data
+    from training.refit_tail import main
+
+    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
+    cache = tmp_path / "boxes.npz"
+    outs = [tmp_path / "a.keras", tmp_path / "b.keras"]
+    for out in outs:
+        assert main(["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
+                     "--expw-fold", "1", "--detections-cache", str(cache), "--epochs", "2", "--lr", "0.01",
+                     "--batch-size", "16", "--out", str(out)]) == 0
+    base = keras.models.load_model(base_model, compile=False)
+    first, second = (keras.models.load_model(out, compile=False, safe_mode=True) for out in outs)
+    flatten = next(i for i, layer in enumerate(base.layers) if isinstance(layer, keras.layers.Flatten))
+    for before, after in zip(base.layers[:flatten], first.layers[:flatten]):
+        for w0, w1 in zip(before.get_weights(), after.get_weights()):
+            np.testing.assert_array_equal(w0, w1)   # the convolutional body is frozen
+    assert any(not np.array_equal(w0, w1) for w0, w1 in zip(base.layers[-1].get_weights(), first.layers[-1].get_weights()))
+    for w1, w2 in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(w1, w2)       # same seed, same model
+    state = json.loads((outs[0].with_name("a.keras.ckpt") / "state.json").read_text())
+    assert state["epoch"] == 2 and state["args"]["arch"] == base.name and cache.exists()
+    command = train_command(state["args"])
+    assert command.startswith("python training/refit_tail.py --model ") and "--expw-fold 1" in command
+    assert command == state["command"] and f"--out {outs[0]}" in command
+    assert "fold 1 of 2" in training_data(state["args"]) and "tail only" in training_data(state["args"])
+
+
+def test_expw_fold_faces_are_cut_aligned_and_not(expw_scenes, tmp_path):  # noqa: F811
+    from test_expw_folds import NAMES
+
+    from training.eval_end_to_end import DetectionCache
+    from training.expw_crops import photo_fold
+    from training.refit_tail import expw_fold_crops
+
+    crops, labels, aligned = expw_fold_crops(expw_scenes, 0, 2, "mtcnn", DetectionCache(None, "mtcnn"), 0.4, 0.0)
+    in_fold = sum(photo_fold(f"{name}.jpg", 2) == 0 for name in NAMES)
+    assert len(crops) == len(labels) == len(aligned) == 2 * in_fold   # every pasted face found, cut twice
+    assert aligned.sum() == in_fold and all(c.shape[0] == c.shape[1] > 0 for c in crops)
+    assert sorted(labels[aligned]) == sorted(labels[~aligned])
