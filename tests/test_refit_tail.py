@@ -93,3 +93,32 @@ def test_expw_fold_faces_are_cut_aligned_and_not(expw_scenes, tmp_path):  # noqa
     assert len(crops) == len(labels) == len(aligned) == 2 * found   # each found face cut twice
     assert all(c.shape[0] == c.shape[1] > 0 for c in crops)
     assert sorted(labels[aligned]) == sorted(labels[~aligned])
+
+
+def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_path, capsys):  # noqa: F811
+    from test_training import _write_class_folders
+    from training.evaluate import main as evaluate_main
+    from training.model_card import main as card_main
+    from training.refit_tail import main as refit_main
+    from training.train import main as train_main
+
+    _write_class_folders(tmp_path / "train", per_class=3, seed=1)
+    _write_class_folders(tmp_path / "val", per_class=2, seed=2)
+    base, refitted = tmp_path / "base.keras", tmp_path / "refit.keras"
+    assert train_main(["--data", str(tmp_path / "train"), "--val-data", str(tmp_path / "val"), "--arch", "vgg_tiny",
+                       "--epochs", "1", "--batch-size", "16", "--out", str(base)]) == 0
+    assert refit_main(["--model", str(base), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
+                       "--expw-fold", "0", "--epochs", "1", "--batch-size", "16", "--out", str(refitted)]) == 0
+    assert evaluate_main(["--model", str(refitted), "--data", str(tmp_path / "val"), "--name", "r",
+                          "--out-dir", str(tmp_path)]) == 0
+    states = [str(base.with_suffix(".ckpt") / "state.json"), str(tmp_path / "refit.keras.ckpt" / "state.json")]
+    card = tmp_path / "CARD.md"
+    assert card_main(["--model", str(refitted), "--state", *states, "--eval", str(tmp_path / "eval-r.json"),
+                      "--out", str(card)]) == 0
+    text = card.read_text()
+    assert "python training/train.py" in text and f"python training/refit_tail.py --model {base}" in text
+    assert "Then the dense tail" in text and "refitted tail on both" in text and "(1 epochs in all)" not in text
+    with pytest.raises(SystemExit):
+        card_main(["--model", str(refitted), "--state", states[1], "--eval", str(tmp_path / "eval-r.json"),
+                   "--out", str(card)])
+    assert "needs the history of the run it started from" in capsys.readouterr().err

@@ -2,6 +2,16 @@
 
     python training/model_card.py --model fer_batch/assets/model.keras --state RUN.ckpt/state.json \
         --eval reports/eval-shipped-fer2013-val.json --out fer_batch/assets/MODEL_CARD.md
+
+The shipped card (a chain of train.py runs, then a refit of the tail; each run's history in reports/):
+
+    python training/model_card.py --model fer_batch/assets/model.keras --state reports/training-vgg_small.json \
+        reports/training-vgg_small-stage2.json reports/training-vgg_small-stage3.json \
+        reports/training-vgg_small-stage4-expw-f1.json reports/training-vgg_small-refit.json \
+        --eval reports/eval-shipped-fer2013-val.json reports/eval-shipped-fer2013-val-no-tta.json \
+        --e2e reports/e2e-shipped-mtcnn-aligned-fold0.json reports/e2e-shipped-blazeface-expw-sample-fold0.json \
+        --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
+        --out fer_batch/assets/MODEL_CARD.md
 """
 from __future__ import annotations
 
@@ -66,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     model = keras.models.load_model(args.model, compile=False, safe_mode=True)
     stages = [json.loads(path.read_text()) for path in args.state]
     refit = stages[-1] if stages[-1]["args"].get("script") == REFIT_SCRIPT else None
-    state = stages[-2] if refit and len(stages) > 1 else stages[-1]
+    if refit and len(stages) == 1:
+        p.error("a refitted model's card needs the history of the run it started from too: --state RUN.json REFIT.json")
+    state = stages[-2] if refit else stages[-1]
     last_args = dict(stages[-1]["args"], out=str(args.model))
     train_args = last_args if state is stages[-1] else state["args"]
     commands = [train_command(s["args"]) for s in stages[:-1]] + [train_command(last_args)]
