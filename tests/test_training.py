@@ -259,6 +259,19 @@ def test_metrics_match_a_hand_computed_example():
     assert result["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)   # classes absent from both are left out
 
 
+def test_accuracy_comes_with_a_wilson_interval():
+    lo, hi = evaluation.wilson_interval(222, 539)
+    assert (lo, hi) == pytest.approx((0.3711, 0.4539), abs=1e-4)
+    assert evaluation.wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)   # never below 0
+    assert evaluation.wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert evaluation.wilson_interval(0, 0) is None
+    wide, narrow = evaluation.wilson_interval(60, 100), evaluation.wilson_interval(600, 1000)
+    assert wide[0] < narrow[0] < 0.6 < narrow[1] < wide[1]
+    result = evaluation.metrics_from_confusion(evaluation.confusion_matrix(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 0])))
+    assert result["accuracy_ci95"][0] < result["accuracy"] == 0.75 < result["accuracy_ci95"][1]
+    assert evaluation.format_interval(result["accuracy_ci95"]).startswith(" (95% interval 0.")
+
+
 def test_select_subset_is_seeded_and_without_repeats():
     a = evaluation.select_subset(1000, 700, seed=3)
     assert len(a) == len(set(a.tolist())) == 700

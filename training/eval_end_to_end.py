@@ -28,7 +28,7 @@ from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.types import Faces  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
-from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
+from training.evaluate import confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
 
 LANDMARKS = "landmarks:"  # cache entry prefix
 
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
              "```", result["command"], "```", "",
              "| photos | labelled faces | found (IoU >= %.1f) | recall | accuracy on found | macro-F1 | s/photo |" % args.iou,
              "|---|---|---|---|---|---|---|",
-             f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {metrics['accuracy']:.3f} | "
+             f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {metrics['accuracy']:.3f}"
+             f"{format_interval(metrics['accuracy_ci95'])} | "
              f"{metrics['macro_f1']:.3f} | {_seconds(result['seconds_per_photo'])} |", "",
              "Confusion matrix (rows true, columns predicted): " + json.dumps(metrics["confusion_matrix"]), "",
              "| class | support | recall | precision |", "|---|---|---|---|"]

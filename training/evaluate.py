@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import math
 import re
 import shlex
 import sys
@@ -68,6 +69,17 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator / denominator) if denominator > 0 else None
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (95% with the default z): how far an accuracy measured on n
+    faces may be from the one more faces would give."""
+    if n <= 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def metrics_from_confusion(cm: np.ndarray, labels: Sequence[str] = LABELS) -> dict:
     """Accuracy, macro-F1 and per-class precision/recall/F1 from a confusion matrix (rows true, columns predicted).
 
@@ -89,11 +101,17 @@ def metrics_from_confusion(cm: np.ndarray, labels: Sequence[str] = LABELS) -> di
     return {
         "n": n,
         "accuracy": _ratio(tp.sum(), n),
+        "accuracy_ci95": wilson_interval(int(tp.sum()), n),
         "macro_f1": float(np.mean(f1_scores)) if f1_scores else None,
         "per_class": per_class,
         "labels": list(labels),
         "confusion_matrix": cm.tolist(),
     }
+
+
+def format_interval(interval: Sequence[float] | None) -> str:
+    """' (95% interval 0.645-0.676)', or nothing when there is no interval."""
+    return "" if interval is None else f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})"
 
 
 def evaluate(classifier, images: Sequence[np.ndarray], labels: np.ndarray) -> dict:
@@ -154,7 +172,7 @@ def markdown_report(result: dict) -> str:
         f"| data | `{result['data']}` ({result['format']}{', ' + result['usage'] if result['usage'] else ''}) |",
         f"| faces | {result['n']}" + (f" (seeded subset, seed {result['subset_seed']}, of {result['n_available']})"
                                       if result["n"] < result["n_available"] else "") + " |",
-        f"| accuracy | {_fmt(result['accuracy'])} |",
+        f"| accuracy | {_fmt(result['accuracy'])}{format_interval(result.get('accuracy_ci95'))} |",
         f"| macro-F1 | {_fmt(result['macro_f1'])} |",
         f"| crops/second | {_fmt(result['crops_per_second'], 1)} (batch size {result['batch_size']}, "
         f"device {result['device']}, preprocess included) |",
