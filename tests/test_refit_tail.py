@@ -71,7 +71,7 @@ def test_refit_changes_only_the_tail_is_reproducible_and_renders_its_command(bas
     assert any(not np.array_equal(w0, w1) for w0, w1 in zip(base.layers[-1].get_weights(), first.layers[-1].get_weights()))
     for w1, w2 in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(w1, w2)       # same seed, same model
-    state = json.loads((outs[0].with_name("a.keras.ckpt") / "state.json").read_text())
+    state = json.loads((outs[0].with_suffix(".ckpt") / "state.json").read_text())
     assert state["epoch"] == 2 and state["args"]["arch"] == base.name and cache.exists()
     command = train_command(state["args"])
     assert command.startswith("python training/refit_tail.py --model ") and "--expw-fold 1" in command
@@ -111,7 +111,7 @@ def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_pat
                        "--expw-fold", "0", "--epochs", "1", "--batch-size", "16", "--out", str(refitted)]) == 0
     assert evaluate_main(["--model", str(refitted), "--data", str(tmp_path / "val"), "--name", "r",
                           "--out-dir", str(tmp_path)]) == 0
-    states = [str(base.with_suffix(".ckpt") / "state.json"), str(tmp_path / "refit.keras.ckpt" / "state.json")]
+    states = [str(base.with_suffix(".ckpt") / "state.json"), str(refitted.with_suffix(".ckpt") / "state.json")]
     card = tmp_path / "CARD.md"
     assert card_main(["--model", str(refitted), "--state", *states, "--eval", str(tmp_path / "eval-r.json"),
                       "--out", str(card)]) == 0

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save(_without_optimizer(refitted), args.out)
 
-    checkpoint_dir = args.out.with_name(args.out.name + ".ckpt")
+    checkpoint_dir = args.out.with_suffix(".ckpt")   # as train.py names it
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run_args = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     run_args.update(script=REFIT_SCRIPT, arch=model.name, init_from=args.model)
