@@ -100,6 +100,14 @@ def read_expw_labels(label_file: str | Path, min_confidence: float = 0.0) -> lis
     return rows
 
 
+def expw_faces_by_photo(label_path: str | Path) -> dict[str, list[tuple[tuple[int, int, int, int], int]]]:
+    """label.lst grouped by photo: each photo's labelled (box, label) pairs, in file order."""
+    by_photo: dict[str, list[tuple[tuple[int, int, int, int], int]]] = {}
+    for name, _, box, _, label in read_expw_labels(label_path):
+        by_photo.setdefault(name, []).append((box, label))
+    return by_photo
+
+
 def load_expw(root: str | Path, min_confidence: float = 0.0, margin: float = 0.0) -> Faces:
     """ExpW: `root/label.lst` and `root/image/`; crops rows top..bottom, columns left..right."""
     root = Path(root)

@@ -13,7 +13,6 @@ import json
 import shlex
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -26,7 +25,7 @@ from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noq
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.types import Faces  # noqa: E402
-from training.datasets import read_expw_labels  # noqa: E402
+from training.datasets import expw_faces_by_photo  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 from training.evaluate import confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
 
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         classifiers = [load_model(args.model)]
     cache = DetectionCache(args.detections_cache, args.detector)
     detector = None
-    by_image: dict[str, list] = defaultdict(list)
-    for name, _, box, _, label in read_expw_labels(args.data / "label.lst"):
-        by_image[name].append((box, label))
+    by_image = expw_faces_by_photo(args.data / "label.lst")
     names = sorted(by_image)
     if args.fold is not None:
         names = [n for n in names if photo_fold(n, args.folds) == args.fold]

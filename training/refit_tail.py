@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -27,7 +26,7 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.labels import NUM_CLASSES  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
-from training.datasets import FORMATS, load_dataset, read_expw_labels  # noqa: E402
+from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
 from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 from training.model_card import REFIT_SCRIPT, train_command  # noqa: E402
@@ -93,9 +92,7 @@ def expw_fold_crops(root: Path, fold: int, folds: int, detector_name: str, cache
                     iou: float, margin: float) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The labelled ExpW faces the detector finds in one fold's photos, each cut twice (aligned and not, when the
     detector gives landmarks), with their labels and whether each crop is the aligned one."""
-    by_image: dict[str, list] = defaultdict(list)
-    for name, _, box, _, label in read_expw_labels(root / "label.lst"):
-        by_image[name].append((box, label))
+    by_image = expw_faces_by_photo(root / "label.lst")
     detector = None
     crops: list[np.ndarray] = []
     labels: list[int] = []
