@@ -3,6 +3,8 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-long80-refit.json:reports/long/eval-vgg_small-long80-refit-fer2013-val.json \
+      reports/training-vgg_small-long80-f1.json:reports/long/eval-vgg_small-long80-f1-fer2013-val.json \
       reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val.json \
       reports/training-vgg_small-refit-f0.json:reports/refit/eval-vgg_small-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f1.json:reports/eval-vgg_small-stage4-expw-f1-fer2013-val.json \
@@ -17,6 +19,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/long/e2e-vgg_small-long80-refit-mtcnn-aligned-fold0.json reports/long/e2e-vgg_small-long80-f1-mtcnn-aligned-fold0.json \
       reports/e2e-shipped-blazeface-expw-sample-fold0.json reports/e2e-shipped-blazeface-aligned-fold0.json \
       reports/e2e-vgg_small-stage4-expw-f1-mtcnn-fold0.json reports/e2e-vgg_small-stage4-expw-f1-mtcnn-aligned-fold0.json \
       reports/e2e-vgg_small-stage4-expw-f1-blazeface-fold0.json reports/e2e-vgg_small-stage4-expw-f1-blazeface-aligned-fold0.json \
