@@ -3,6 +3,11 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-fer80-refit-f1.json:reports/fer80/eval-vgg_small-fer80-refit-f1-fer2013-val.json \
+      reports/training-vgg_small-fer80-refit-f0.json:reports/fer80/eval-vgg_small-fer80-refit-f0-fer2013-val.json \
+      reports/training-vgg_small-fer80-s4-f1.json:reports/fer80/eval-vgg_small-fer80-s4-f1-fer2013-val.json \
+      reports/training-vgg_small-fer80-s4-f0.json:reports/fer80/eval-vgg_small-fer80-s4-f0-fer2013-val.json \
+      reports/training-vgg_small-fer80.json:reports/fer80/eval-vgg_small-fer80-fer2013-val.json \
       reports/training-vgg_small-long80-refit.json:reports/long/eval-vgg_small-long80-refit-fer2013-val.json \
       reports/training-vgg_small-long80-f1.json:reports/long/eval-vgg_small-long80-f1-fer2013-val.json \
       reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val.json \
@@ -19,6 +24,9 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/fer80/e2e-vgg_small-fer80-refit-f1-mtcnn-aligned-fold0.json reports/fer80/e2e-vgg_small-fer80-s4-f1-mtcnn-aligned-fold0.json \
+      reports/fer80/e2e-vgg_small-fer80-mtcnn-aligned-fold0.json \
+      reports/fer80/e2e-vgg_small-fer80-refit-f0-mtcnn-aligned-fold1.json reports/fer80/e2e-vgg_small-fer80-s4-f0-mtcnn-aligned-fold1.json \
       reports/long/e2e-vgg_small-long80-refit-mtcnn-aligned-fold0.json reports/long/e2e-vgg_small-long80-f1-mtcnn-aligned-fold0.json \
       reports/e2e-shipped-blazeface-expw-sample-fold0.json reports/e2e-shipped-blazeface-aligned-fold0.json \
       reports/e2e-vgg_small-stage4-expw-f1-mtcnn-fold0.json reports/e2e-vgg_small-stage4-expw-f1-mtcnn-aligned-fold0.json \
@@ -35,6 +43,7 @@ The current reports/models.md:
       reports/align/e2e-vgg_small-stage4-twodet-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-twodet-f0-blazeface-fold1.json \
       reports/refit/e2e-crossfit-refit-mtcnn-aligned.json reports/refit/e2e-crossfit-refit-blazeface-aligned.json \
       reports/refit/e2e-crossfit-stage4-mtcnn-aligned.json \
+      reports/fer80/e2e-crossfit-fer80-refit-mtcnn-aligned.json \
       reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
       --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0 --folds 2 --crop-margin 0" \
