@@ -102,7 +102,7 @@ def build_stages(options: AnalyzeOptions):
         kwargs["max_side"] = options.max_side
     detector = create_detector(options.detector or DEFAULT_DETECTOR, **kwargs)
     classifier = load_model(options.model, batch_size=options.batch_size, device=options.device,
-                            flip_tta=options.flip_tta)
+                            flip_tta=options.flip_tta, zoom_tta=options.zoom_tta)
     return detector, classifier
 
 

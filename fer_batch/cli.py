@@ -99,6 +99,8 @@ def analyze(
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
     flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),
+    zoom_tta: bool = typer.Option(False, "--zoom-tta/--no-zoom-tta", help="Also average in the centre of each "
+                                  "face crop scaled back up (twice the classifier's work; README, Expression model)."),
     align: bool = typer.Option(True, "--align/--no-align", help="Turn each face crop so the eyes are level, from "
                                "the detector's landmarks (mtcnn, blazeface; haar gives none)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Smooth timelines in the report over this many seconds (display only)."),
@@ -130,7 +132,7 @@ def analyze(
         fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
         detect_every=detect_every, batch_size=batch_size, device=device.value, flip_tta=flip_tta,
-        align=align, annotate_dir=str(annotate) if annotate else None, include_hidden=include_hidden, quiet=quiet,
+        zoom_tta=zoom_tta, align=align, annotate_dir=str(annotate) if annotate else None, include_hidden=include_hidden, quiet=quiet,
         backend=backend.value, address=address, segment_s=segment_seconds, workers=workers,
         cpus_per_worker=cpus_per_worker)
     raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume))

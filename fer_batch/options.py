@@ -31,6 +31,7 @@ class AnalyzeOptions:
     detect_every: int = 1             # run the detector on every k-th sampled video frame, interpolate between
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image
+    zoom_tta: bool = False            # ... and over the centre of the crop scaled back up (classify.ZOOM_TTA_SCALE)
     crop_margin: float = DEFAULT_CROP_MARGIN  # face crop grows by this fraction of the box on each side (square)
     align: bool = True                # turn each crop so the eyes are level (detector landmarks; haar gives none)
     include_hidden: bool = False

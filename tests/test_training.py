@@ -406,3 +406,48 @@ def test_shipped_model_on_expw_faces_it_never_trained_on(shared_dir):
     accuracy = float((load_model(batch_size=256).predict(crops).argmax(axis=1) == np.array(labels)).mean())
     assert len(labels) == 597
     assert accuracy >= 0.35, f"accuracy {accuracy:.4f} on {len(labels)} ExpW fold-0 faces"
+
+
+# --- test-time views -----------------------------------------------------------------------------------------
+
+
+def test_zoom_centre_scales_about_the_centre():
+    from fer_batch.classify import zoom_centre
+
+    x = np.zeros((2, 48, 48, 1), np.float32)
+    x[:, 14:34, 14:34] = 1.0   # a 20-pixel square in the middle
+    x[1, 0, 0] = 1.0           # a corner pixel that the zoom leaves out
+    np.testing.assert_allclose(zoom_centre(x, 1.0), x, atol=1e-6)
+    zoomed = zoom_centre(x, 0.5)
+    assert zoomed.shape == x.shape and zoomed.dtype == np.float32
+    # the square doubles its side about the image centre; the corner pixel is gone
+    assert zoomed[0, 5:43, 5:43].min() > 0.99 and zoomed[0, :3].max() < 0.01
+    np.testing.assert_allclose(zoomed[0], zoomed[1], atol=1e-6)
+    np.testing.assert_allclose(zoomed[0, :, :, 0], zoomed[0, :, ::-1, 0], atol=1e-6)  # still symmetric
+
+
+def test_zoom_tta_averages_the_four_views(astronaut_bgr):
+    from fer_batch.classify import ZOOM_TTA_SCALE, zoom_centre
+    from fer_batch.preprocess import preprocess
+
+    plain = load_model(batch_size=16, flip_tta=False)
+    both = load_model(batch_size=16, flip_tta=True, zoom_tta=True)
+    faces = [astronaut_bgr[55:180, 170:290], astronaut_bgr[40:200, 150:310], astronaut_bgr[60:170, 180:280]]
+    x = preprocess(faces, plain.input_size, plain.channels)
+    views = [x, zoom_centre(x, ZOOM_TTA_SCALE)]
+    views += [v[:, :, ::-1] for v in views]
+    expected = np.mean([plain.predict_preprocessed(np.ascontiguousarray(v)) for v in views], axis=0)
+    got = both.predict(faces)
+    _assert_distributions(got, len(faces))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, plain.predict(faces), atol=1e-3)
+
+
+def test_zoom_tta_reaches_the_classifier_from_the_options():
+    from fer_batch.api import build_stages
+    from fer_batch.options import AnalyzeOptions
+
+    _, default = build_stages(AnalyzeOptions(detector="blazeface"))
+    _, zoomed = build_stages(AnalyzeOptions(detector="blazeface", zoom_tta=True, flip_tta=False))
+    assert (default.flip_tta, default.zoom_tta) == (True, False)
+    assert (zoomed.flip_tta, zoomed.zoom_tta) == (False, True)

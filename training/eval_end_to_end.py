@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iou", type=float, default=0.4)
     p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
     p.add_argument("--align", action="store_true", help="turn each crop so the eyes are level (detector landmarks)")
+    p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
+                   "(as `fer-batch analyze --zoom-tta`)")
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
     p.add_argument("--folds", type=int, default=2)
@@ -107,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.model or args.fold is not None:
             p.error("--fold-models replaces --model and --fold")
         args.folds = len(args.fold_models)
-        classifiers = [load_model(m) for m in args.fold_models]
+        classifiers = [load_model(m, zoom_tta=args.zoom_tta) for m in args.fold_models]
     else:
-        classifiers = [load_model(args.model)]
+        classifiers = [load_model(args.model, zoom_tta=args.zoom_tta)]
     cache = DetectionCache(args.detections_cache, args.detector)
     detector = None
     by_image = expw_faces_by_photo(args.data / "label.lst")
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
         "fold": None if args.fold is None else f"{args.fold} of {args.folds}",
         "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
-        "cross_fitted": bool(args.fold_models), "align": args.align, "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
+        "cross_fitted": bool(args.fold_models), "align": args.align, "zoom_tta": args.zoom_tta, "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
     }
     name = args.name or f"{Path(args.model).stem if args.model else 'shipped'}-{args.data.name}"

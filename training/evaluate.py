@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256, help="classification batch size")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     p.add_argument("--no-flip-tta", action="store_true", help="classify the crop only, not also its mirror image")
+    p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
+                   "(as `fer-batch analyze --zoom-tta`)")
     p.add_argument("--out-dir", default="reports", help="where the three report files are written")
     return p.parse_args(argv)
 
@@ -232,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     from fer_batch.classify import ModelLoadError, load_model
 
     try:
-        classifier = load_model(args.model, batch_size=args.batch_size, device=args.device, flip_tta=not args.no_flip_tta)
+        classifier = load_model(args.model, batch_size=args.batch_size, device=args.device, flip_tta=not args.no_flip_tta,
+                                zoom_tta=args.zoom_tta)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -255,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "subset_seed": args.subset_seed,
         "batch_size": args.batch_size,
         "flip_tta": not args.no_flip_tta,
+        "zoom_tta": args.zoom_tta,
         "device": classifier.device,
     }
     result.update(evaluate(classifier, images, faces.labels[keep]))

@@ -134,7 +134,10 @@ def _tflite_runner(path: Path) -> Runner | None:
 
 def _opencv_runner(path: Path) -> Runner:
     try:
-        net = cv2.dnn.readNetFromTFLite(str(path), engine=cv2.dnn.ENGINE_CLASSIC)
+        # OpenCV 4.10-4.13 have two DNN engines and only the classic one reads these files; 4.14 has one engine
+        engine = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+        net = (cv2.dnn.readNetFromTFLite(str(path)) if engine is None
+               else cv2.dnn.readNetFromTFLite(str(path), engine=engine))
     except (cv2.error, AttributeError) as exc:
         raise DetectorUnavailable(
             f"OpenCV {cv2.__version__} cannot read the BlazeFace model {path} ({str(exc).strip().splitlines()[-1]})."
