@@ -451,3 +451,21 @@ def test_zoom_tta_reaches_the_classifier_from_the_options():
     _, zoomed = build_stages(AnalyzeOptions(detector="blazeface", zoom_tta=True, flip_tta=False))
     assert (default.flip_tta, default.zoom_tta) == (True, False)
     assert (zoomed.flip_tta, zoomed.zoom_tta) == (False, True)
+
+
+def test_tta_views_command_scores_every_view_and_set(trained, tmp_path):
+    from training.tta_views import main as tta_main, view_sets
+
+    out = tmp_path / "tta.md"
+    assert tta_main(["--model", str(trained["model"]), "--data", str(trained["val"]), "--scales", "0.9",
+                     "--out", str(out)]) == 0
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| view")]
+    sets = view_sets([0.9])
+    assert len(sets) == 5 and sets["flip + centre + 4 shifted 0.9"][-1] == "0.9~"
+    for label, names in sets.items():
+        row = next(r for r in rows if r.startswith(f"| {label} |"))
+        assert row.split("|")[2].strip() == str(len(names))
+        assert 0.0 <= float(row.split("|")[3]) <= 1.0
+    assert sum(r.startswith("| 0.9") for r in rows) == 10   # the centre, 4 shifted windows, each with its mirror
+    assert "python training/tta_views.py --model" in text

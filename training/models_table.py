@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     lines = ["# Models tried", "",
              "Validation = FER2013 PublicTest (`../shared/data/fer2013/val`, 3,589 faces), the split used for model "
-             "selection; evaluated with `training/evaluate.py` through the run-time classifier (shared preprocess, flip TTA as noted).", "",
-             "| model | arch | starts from | training data | epochs (best) | val accuracy | val macro-F1 | flip TTA | "
+             "selection; evaluated with `training/evaluate.py` through the run-time classifier (shared preprocess, test-time "
+             "views as noted: flip = the mirror image, zoom = the centre 95% scaled back up).", "",
+             "| model | arch | starts from | training data | epochs (best) | val accuracy | val macro-F1 | TTA | "
              + " | ".join(f"recall {label}" for label in LABELS) + " |",
              "|---|---|---|---|---|---|---|---|" + "---|" * len(LABELS)]
     commands = []
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
         start = f"`{targs['init_from']}`" if targs.get("init_from") else "scratch"
         lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | {training_data(targs)} | {state['epoch']} ({state.get('best_epoch')}) | "
-                     f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {'yes' if result.get('flip_tta', True) else 'no'} | {recalls} |")
+                     f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {tta_views(result)} | {recalls} |")
         commands.append((targs["out"], train_command(targs), result.get("command", "")))
     if args.e2e:
         lines += ["", "End to end on ExpW scene photos (`training/eval_end_to_end.py`: the detector finds the faces, the "
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             photos = f"fold {r['fold']}" if r.get("fold") else ("all, cross-fitted" if r.get("cross_fitted") else "all")
             aligned = r.get("align", "--align" in r["command"].split())
             lines.append(f"| `{r['model']}` | {photos} ({r['labelled_faces']} faces) | `{r['detector']}` | "
-                         f"{'yes' if aligned else 'no'} | {r['recall']:.3f} | "
+                         f"{'yes' if aligned else 'no'}{', zoom TTA' if r.get('zoom_tta') else ''} | {r['recall']:.3f} | "
                          f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | `{r['command']}` |")
     lines += ["", "## Commands", ""]
     if args.prepare:
@@ -109,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     return 0
+
+
+def tta_views(result: dict) -> str:
+    """The test-time views an evaluation averaged: "flip", "flip + zoom", "zoom" or "none"."""
+    views = [name for name, on in (("flip", result.get("flip_tta", True)), ("zoom", result.get("zoom_tta", False))) if on]
+    return " + ".join(views) or "none"
 
 
 if __name__ == "__main__":
