@@ -11,6 +11,7 @@ The current reports/models.md:
       reports/training-vgg_small-long80-refit.json:reports/long/eval-vgg_small-long80-refit-fer2013-val.json \
       reports/training-vgg_small-long80-f1.json:reports/long/eval-vgg_small-long80-f1-fer2013-val.json \
       reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val.json \
+      reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val-zoom-tta.json \
       reports/training-vgg_small-refit-f0.json:reports/refit/eval-vgg_small-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f1.json:reports/eval-vgg_small-stage4-expw-f1-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f0.json:reports/eval-vgg_small-stage4-expw-f0-fer2013-val.json \
@@ -24,6 +25,8 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/e2e-shipped-mtcnn-aligned-zoom-tta-fold0.json \
+      reports/rebuilt/e2e-vgg_small-refit-f0-rebuilt-mtcnn-aligned-fold1.json reports/rebuilt/e2e-vgg_small-refit-f0-rebuilt-mtcnn-aligned-zoom-tta-fold1.json \
       reports/fer80/e2e-vgg_small-fer80-refit-f1-mtcnn-aligned-fold0.json reports/fer80/e2e-vgg_small-fer80-s4-f1-mtcnn-aligned-fold0.json \
       reports/fer80/e2e-vgg_small-fer80-mtcnn-aligned-fold0.json \
       reports/fer80/e2e-vgg_small-fer80-refit-f0-mtcnn-aligned-fold1.json reports/fer80/e2e-vgg_small-fer80-s4-f0-mtcnn-aligned-fold1.json \
@@ -42,6 +45,7 @@ The current reports/models.md:
       reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-drop05-f0-mtcnn-aligned-fold1.json \
       reports/align/e2e-vgg_small-stage4-twodet-f0-mtcnn-fold1.json reports/align/e2e-vgg_small-stage4-twodet-f0-blazeface-fold1.json \
       reports/refit/e2e-crossfit-refit-mtcnn-aligned.json reports/refit/e2e-crossfit-refit-blazeface-aligned.json \
+      reports/rebuilt/e2e-crossfit-refit-rebuilt-mtcnn-aligned.json reports/rebuilt/e2e-crossfit-refit-rebuilt-mtcnn-aligned-zoom-tta.json \
       reports/refit/e2e-crossfit-stage4-mtcnn-aligned.json \
       reports/fer80/e2e-crossfit-fer80-refit-mtcnn-aligned.json \
       reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
