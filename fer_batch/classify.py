@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "model.keras"
 DEVICES = ("auto", "cpu", "gpu")
+# "auto": TensorFlow Lite's CPU kernels when the model runs on the CPU (fer_batch/lite.py), TensorFlow on a GPU
+RUNTIMES = ("auto", "tensorflow")
 # `zoom_tta`: the extra view is the centre of the model's input, this fraction of its side, scaled back up
 # (chosen on FER2013 PublicTest among 0.9 / 0.95, with and without shifted windows: reports/tta.md)
 ZOOM_TTA_SCALE = 0.95
@@ -69,7 +71,7 @@ class ExpressionClassifier:
     """
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, device: str = "auto",
-                 flip_tta: bool = True, zoom_tta: bool = False):
+                 flip_tta: bool = True, zoom_tta: bool = False, runtime: str = "auto"):
         import tensorflow as tf
 
         self.flip_tta = flip_tta
@@ -95,6 +97,14 @@ class ExpressionClassifier:
             return model(x, training=False)
 
         self._predict = _predict
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        self._lite = None
+        if runtime == "auto" and self.device == "/CPU:0":
+            from fer_batch.lite import lite_runner
+
+            self._lite = lite_runner(model, self.model_path, self.batch_shapes)
+        self.runtime = "tflite" if self._lite else "tensorflow"
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -102,12 +112,15 @@ class ExpressionClassifier:
             self._run(np.zeros((size, *self.input_size, self.channels), np.float32))
 
     def tracing_count(self) -> int:
-        """How many graphs TensorFlow has traced: one per batch shape, however many calls were made."""
+        """How many graphs TensorFlow has traced: one per batch shape, however many calls were made (none when
+        TensorFlow Lite runs the model)."""
         return self._predict.experimental_get_tracing_count()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
+        if self._lite:
+            return self._lite(batch)
         with tf.device(self.device):
             return self._predict(tf.constant(batch)).numpy()
 
@@ -160,6 +173,7 @@ def zoom_centre(x: np.ndarray, scale: float, shift: tuple[float, float] = (0.0, 
 
 
 def load_model(path: str | Path | None = None, batch_size: int = 64, device: str = "auto",
-               flip_tta: bool = True, zoom_tta: bool = False) -> ExpressionClassifier:
+               flip_tta: bool = True, zoom_tta: bool = False, runtime: str = "auto") -> ExpressionClassifier:
     """The shipped expression classifier, or a retrained one from `path` (loaded in Keras safe mode)."""
-    return ExpressionClassifier(path, batch_size=batch_size, device=device, flip_tta=flip_tta, zoom_tta=zoom_tta)
+    return ExpressionClassifier(path, batch_size=batch_size, device=device, flip_tta=flip_tta, zoom_tta=zoom_tta,
+                                runtime=runtime)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FER_BATCH_SHARED", REPO.parent / "shared"))
+# the classifier's converted model (fer_batch/lite.py) is cached for the session here, not in the user's home;
+# subprocesses started by the tests inherit it
+os.environ.setdefault("FER_BATCH_CACHE", tempfile.mkdtemp(prefix="fer-batch-test-cache-"))
 
 
 @pytest.fixture(scope="session")

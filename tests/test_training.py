@@ -370,7 +370,8 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
 
 
 def test_classifier_pads_to_a_few_fixed_shapes_and_never_retraces(astronaut_bgr):
-    classifier = load_model(batch_size=64)
+    classifier = load_model(batch_size=64, runtime="tensorflow")
+    assert classifier.runtime == "tensorflow"
     assert classifier.batch_shapes == (8, 16, 32, 64)
     traced = classifier.tracing_count()
     assert traced == len(classifier.batch_shapes)   # all traced at warm-up
@@ -469,3 +470,32 @@ def test_tta_views_command_scores_every_view_and_set(trained, tmp_path):
         assert 0.0 <= float(row.split("|")[3]) <= 1.0
     assert sum(r.startswith("| 0.9") for r in rows) == 10   # the centre, 4 shifted windows, each with its mirror
     assert "python training/tta_views.py --model" in text
+
+
+
+def test_on_the_cpu_tensorflow_lite_gives_tensorflows_probabilities(astronaut_bgr, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from fer_batch.lite import cache_dir
+
+    monkeypatch.setenv("FER_BATCH_CACHE", str(tmp_path / "cache"))
+    lite = load_model(batch_size=16, device="cpu")
+    reference = load_model(batch_size=16, device="cpu", runtime="tensorflow")
+    assert (lite.runtime, reference.runtime) == ("tflite", "tensorflow")
+    assert lite.tracing_count() == 0 and reference.tracing_count() == len(reference.batch_shapes)
+    face = astronaut_bgr[55:180, 170:290]
+    crops = [face, cv2.flip(face, 1), astronaut_bgr[40:200, 150:310], astronaut_bgr[300:420, 300:420]] * 5  # 20: two batches
+    probs = lite.predict(crops)
+    _assert_distributions(probs, len(crops))
+    np.testing.assert_allclose(probs, reference.predict(crops), atol=1e-5)
+    np.testing.assert_allclose(lite.predict(crops[:1]), probs[:1], atol=1e-5)   # the 8-shape interpreter agrees
+    # the conversion is kept: a second classifier reads it and converts nothing
+    assert len(list(cache_dir().glob("*.tflite"))) == 1
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_keras_model", no_conversion)
+    again = load_model(batch_size=16, device="cpu")
+    assert again.runtime == "tflite"
+    np.testing.assert_allclose(again.predict(crops), probs, atol=1e-6)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from fer_batch.classify import RUNTIMES  # noqa: E402
 from fer_batch.labels import LABELS, NUM_CLASSES  # noqa: E402
 from training.datasets import FORMATS, load_faces  # noqa: E402
 
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the --limit subset")
     p.add_argument("--batch-size", type=int, default=256, help="classification batch size")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                   help="auto: TensorFlow Lite's kernels on the CPU, TensorFlow on a GPU")
     p.add_argument("--no-flip-tta", action="store_true", help="classify the crop only, not also its mirror image")
     p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
                    "(as `fer-batch analyze --zoom-tta`)")
@@ -177,7 +180,7 @@ def markdown_report(result: dict) -> str:
         f"| accuracy | {_fmt(result['accuracy'])}{format_interval(result.get('accuracy_ci95'))} |",
         f"| macro-F1 | {_fmt(result['macro_f1'])} |",
         f"| crops/second | {_fmt(result['crops_per_second'], 1)} (batch size {result['batch_size']}, "
-        f"device {result['device']}, preprocess included) |",
+        f"device {result['device']}, runtime {result.get('runtime', 'tensorflow')}, preprocess included) |",
         "",
         "## Per class",
         "",
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         classifier = load_model(args.model, batch_size=args.batch_size, device=args.device, flip_tta=not args.no_flip_tta,
-                                zoom_tta=args.zoom_tta)
+                                zoom_tta=args.zoom_tta, runtime=args.runtime)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "flip_tta": not args.no_flip_tta,
         "zoom_tta": args.zoom_tta,
         "device": classifier.device,
+        "runtime": getattr(classifier, "runtime", "tensorflow"),
     }
     result.update(evaluate(classifier, images, faces.labels[keep]))
     paths = write_reports(result, args.out_dir)
