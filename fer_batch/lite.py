@@ -1,6 +1,6 @@
 """The classifier's CPU runtime: the Keras model converted to TensorFlow Lite and run by its XNNPACK kernels.
 
-On this project's 2-core CPU that classifies about 1.4 times as many crops a second as TensorFlow itself, with the
+On this project's 2-core CPU that classifies about 1.5 times as many crops a second as TensorFlow itself, with the
 same probabilities to within about 1e-6 (README, Benchmarks). The conversion takes seconds, so its result is kept in
 a cache folder keyed by the model file's content and the TensorFlow version. One interpreter per fixed batch shape.
 """
