@@ -114,6 +114,18 @@ def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(e
                  "--out-dir", str(tmp_path), "--name", "fold1"]) == 0
     fold1 = json.loads((tmp_path / "e2e-fold1.json").read_text())
     assert 0 < fold1["photos"] == sum(photo_fold(f"{name}.jpg", 2) == 1 for name in NAMES) < PHOTOS
+    assert main(["--data", str(expw_scenes), "--fold-models", "-", str(SHIPPED_MODEL), "--detections-cache", str(cache),
+                 "--out-dir", str(tmp_path), "--name", "skip0"]) == 0
+    skip0 = json.loads((tmp_path / "e2e-skip0.json").read_text())
+    assert skip0["photos"] == fold1["photos"] and skip0["fold"] == "1 of 2" and skip0["cross_fitted"]
+    assert skip0["confusion_matrix"] == fold1["confusion_matrix"]   # fold 1 by the same model, fold 0 left out
+    with pytest.raises(SystemExit):
+        main(["--data", str(expw_scenes), "--fold-models", "-", "-", "--out-dir", str(tmp_path)])
+
+
+def test_folds_nest_when_their_counts_do():
+    names = [f"photo_{i}.jpg" for i in range(300)]
+    assert all(photo_fold(n, 4) % 2 == photo_fold(n, 2) for n in names)   # folds 0 and 2 of 4 make fold 0 of 2
 
 
 def test_same_face_comparison_counts_by_who_found_what():

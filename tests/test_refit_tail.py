@@ -95,6 +95,63 @@ def test_expw_fold_faces_are_cut_aligned_and_not(expw_scenes, tmp_path):  # noqa
     assert sorted(labels[aligned]) == sorted(labels[~aligned])
 
 
+def test_several_folds_give_the_union_of_their_faces(expw_scenes):  # noqa: F811
+    from training.eval_end_to_end import DetectionCache
+    from training.refit_tail import expw_fold_crops
+
+    cache = DetectionCache(None, "mtcnn")
+    per_fold = [expw_fold_crops(expw_scenes, k, 2, "mtcnn", cache, 0.4, 0.0)[1] for k in (0, 1)]
+    both = expw_fold_crops(expw_scenes, [0, 1], 2, "mtcnn", cache, 0.4, 0.0)[1]
+    assert sorted(both) == sorted(np.concatenate(per_fold)) and len(per_fold[0]) and len(per_fold[1])
+    nested = expw_fold_crops(expw_scenes, [0, 2], 4, "mtcnn", cache, 0.4, 0.0)[1]
+    assert sorted(nested) == sorted(per_fold[0])
+
+
+def test_class_bias_fit_corrects_a_class_called_too_often():
+    from training.refit_tail import fit_class_bias
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 700)
+    logits = 2.0 * np.eye(7)[labels] + rng.normal(0, 1, (700, 7))
+    logits[:, 0] += 1.5                         # class 0 favoured regardless of the face
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    def nll(shift):
+        z = np.log(probabilities) + shift
+        return -(z[np.arange(700), labels] - np.log(np.exp(z).sum(axis=1))).mean()
+
+    shift = fit_class_bias(probabilities, labels)
+    assert shift.mean() == pytest.approx(0, abs=1e-9) and shift[0] < shift[1:].min() - 1.0
+    assert nll(shift) < nll(np.zeros(7)) - 0.05
+    assert ((np.log(probabilities) + shift).argmax(1) == 0).mean() < (probabilities.argmax(1) == 0).mean()
+    balanced = fit_class_bias(np.exp(logits - 1.5 * np.eye(7)[0]) / np.exp(logits - 1.5 * np.eye(7)[0]).sum(1, keepdims=True), labels)
+    assert np.abs(balanced).max() < 0.3
+
+
+def test_refit_with_class_bias_changes_only_the_output_bias(base_model, expw_scenes, tmp_path):  # noqa: F811
+    import keras
+
+    from test_training import _write_class_folders
+    from training.model_card import train_command, training_data
+    from training.refit_tail import main
+
+    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
+    common = ["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
+              "--folds", "4", "--expw-fold", "0", "1", "3", "--epochs", "1", "--batch-size", "16"]
+    plain, shifted = tmp_path / "plain.keras", tmp_path / "shifted.keras"
+    assert main(common + ["--out", str(plain)]) == 0
+    assert main(common + ["--fit-class-bias", "--out", str(shifted)]) == 0
+    a, b = (keras.models.load_model(p, compile=False, safe_mode=True) for p in (plain, shifted))
+    weights_a, weights_b = a.get_weights(), b.get_weights()
+    for w1, w2 in zip(weights_a[:-1], weights_b[:-1]):
+        np.testing.assert_array_equal(w1, w2)
+    shift = weights_b[-1] - weights_a[-1]
+    assert np.abs(shift).max() > 1e-3 and abs(float(shift.mean())) < 1e-4
+    state = json.loads((shifted.with_suffix(".ckpt") / "state.json").read_text())
+    assert "--expw-fold 0 1 3 --folds 4" in train_command(state["args"]) and "--fit-class-bias" in state["command"]
+    assert "folds 0, 1, 3 of 4" in training_data(state["args"]) and "class biases fitted" in training_data(state["args"])
+
+
 def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_path, capsys):  # noqa: F811
     from test_training import _write_class_folders
     from training.evaluate import main as evaluate_main

@@ -80,6 +80,9 @@ class DetectionCache:
             np.savez_compressed(self.path, __key__=np.array(self.key), **self.arrays)
 
 
+SKIP_FOLD = "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--fold-models", nargs="+", default=None, metavar="MODEL",
                    help="cross-fitting: one model per fold; the photos of fold k are classified by the k-th model, "
-                        "which must not have trained on fold k (see training/expw_crops.py)")
+                        "which must not have trained on fold k (see training/expw_crops.py); '-' leaves a fold out")
     p.add_argument("--detections-cache", type=Path, default=None,
                    help="an .npz of the detector's faces per photo: read when it exists, else written")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.model or args.fold is not None:
             p.error("--fold-models replaces --model and --fold")
         args.folds = len(args.fold_models)
-        classifiers = [load_model(m, zoom_tta=args.zoom_tta) for m in args.fold_models]
+        if all(m == SKIP_FOLD for m in args.fold_models):
+            p.error("--fold-models needs at least one model")
+        classifiers = [None if m == SKIP_FOLD else load_model(m, zoom_tta=args.zoom_tta) for m in args.fold_models]
     else:
         classifiers = [load_model(args.model, zoom_tta=args.zoom_tta)]
     cache = DetectionCache(args.detections_cache, args.detector)
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(by_image)
     if args.fold is not None:
         names = [n for n in names if photo_fold(n, args.folds) == args.fold]
+    if args.fold_models:
+        names = [n for n in names if classifiers[photo_fold(n, args.folds)] is not None]
     names = names[: args.limit] if args.limit else names
 
     truths, preds = [], []
@@ -156,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
-        "fold": None if args.fold is None else f"{args.fold} of {args.folds}",
+        "fold": (f"{args.fold} of {args.folds}" if args.fold is not None else
+                 f"{', '.join(str(k) for k, m in enumerate(args.fold_models) if m != SKIP_FOLD)} of {args.folds}"
+                 if args.fold_models and SKIP_FOLD in args.fold_models else None),
         "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
         "cross_fitted": bool(args.fold_models), "align": args.align, "zoom_tta": args.zoom_tta, "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),

@@ -31,14 +31,21 @@ from fer_batch.labels import LABELS  # noqa: E402
 REFIT_SCRIPT = "training/refit_tail.py"
 REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "detector", "detections_cache", "iou",
               "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
-              "class_weight", "seed", "out")
+              "class_weight", "fit_class_bias", "seed", "out")
 
 
 def train_command(args: dict) -> str:
     """The command line of a run (train.py's, or refit_tail.py's when the run was a refit) from its recorded arguments."""
     if args.get("script") == REFIT_SCRIPT:
-        return shlex.join(["python", REFIT_SCRIPT, *(part for key in REFIT_KEYS if args.get(key) is not None
-                                                     for part in (f"--{key.replace('_', '-')}", str(args[key])))])
+        parts = ["python", REFIT_SCRIPT]
+        for key in REFIT_KEYS:
+            value = args.get(key)
+            if value is None or value is False:
+                continue
+            parts.append(f"--{key.replace('_', '-')}")
+            if value is not True:
+                parts += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return shlex.join(parts)
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
                 "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
@@ -50,11 +57,18 @@ def train_command(args: dict) -> str:
     return shlex.join(parts)
 
 
+def folds_text(fold: int | list[int], folds: int) -> str:
+    """"fold 1 of 2", "folds 1, 2, 3 of 4"."""
+    chosen = [fold] if isinstance(fold, int) else list(fold)
+    return f"fold{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen))} of {folds}"
+
+
 def training_data(targs: dict) -> str:
     """The training data of a run: its --data, and each --extra-data with how often it repeats."""
     if targs.get("script") == REFIT_SCRIPT:
-        return (f"`{targs['data']}` + `{targs['expw']}` fold {targs['expw_fold']} of {targs['folds']} "
-                f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only")
+        return (f"`{targs['data']}` + `{targs['expw']}` {folds_text(targs['expw_fold'], targs['folds'])} "
+                f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only"
+                + ("; class biases fitted to the ExpW faces" if targs.get("fit_class_bias") else ""))
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]
     return " + ".join([f"`{targs['data']}`", *extra])

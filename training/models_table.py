@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                   "| model | photos | detector | aligned | recall | accuracy | macro-F1 | command |", "|---|---|---|---|---|---|---|---|"]
         for path in args.e2e:
             r = json.loads(Path(path).read_text())
-            photos = f"fold {r['fold']}" if r.get("fold") else ("all, cross-fitted" if r.get("cross_fitted") else "all")
+            if r.get("fold"):
+                photos = (f"folds {r['fold']}, cross-fitted" if r.get("cross_fitted") else f"fold {r['fold']}")
+            else:
+                photos = "all, cross-fitted" if r.get("cross_fitted") else "all"
             aligned = r.get("align", "--align" in r["command"].split())
             lines.append(f"| `{r['model']}` | {photos} ({r['labelled_faces']} faces) | `{r['detector']}` | "
                          f"{'yes' if aligned else 'no'}{', zoom TTA' if r.get('zoom_tta') else ''} | {r['recall']:.3f} | "

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,7 @@ from fer_batch.preprocess import preprocess  # noqa: E402
 from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
 from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
-from training.model_card import REFIT_SCRIPT, train_command  # noqa: E402
+from training.model_card import REFIT_SCRIPT, folds_text, train_command  # noqa: E402
 from training.train import _atomic_save, _atomic_write, _without_optimizer, class_weights  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="the main training data (e.g. FER2013 Training)")
     p.add_argument("--format", default="folders", choices=list(FORMATS))
     p.add_argument("--expw", type=Path, required=True, help="ExpW root (label.lst and image/)")
-    p.add_argument("--expw-fold", type=int, required=True, help="train on the photos of this fold only")
+    p.add_argument("--expw-fold", type=int, nargs="+", required=True,
+                   help="train on the photos of these folds only (e.g. 1, or 1 2 3 with --folds 4)")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--detections-cache", type=Path, default=None, help="as in eval_end_to_end.py")
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="for the main data's class imbalance (the ExpW sample is balanced)")
+    p.add_argument("--fit-class-bias", action="store_true",
+                   help="after the refit, shift the output layer's class biases to fit the ExpW faces' labels (maximum "
+                        "likelihood on those faces): corrects the class balance the main data leaves in the tail")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", type=Path, required=True)
     return p.parse_args(argv)
@@ -88,16 +93,17 @@ def join(body, tail, name: str):
     return keras.Model(body.input, x, name=name)
 
 
-def expw_fold_crops(root: Path, fold: int, folds: int, detector_name: str, cache: DetectionCache,
+def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_name: str, cache: DetectionCache,
                     iou: float, margin: float) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """The labelled ExpW faces the detector finds in one fold's photos, each cut twice (aligned and not, when the
-    detector gives landmarks), with their labels and whether each crop is the aligned one."""
+    """The labelled ExpW faces the detector finds in the photos of one fold (or of several), each cut twice (aligned
+    and not, when the detector gives landmarks), with their labels and whether each crop is the aligned one."""
+    wanted = {fold} if isinstance(fold, int) else set(fold)
     by_image = expw_faces_by_photo(root / "label.lst")
     detector = None
     crops: list[np.ndarray] = []
     labels: list[int] = []
     aligned: list[bool] = []
-    for name in sorted(n for n in by_image if photo_fold(n, folds) == fold):
+    for name in sorted(n for n in by_image if photo_fold(n, folds) in wanted):
         image = cv2.imread(str(root / "image" / name), cv2.IMREAD_COLOR)
         if image is None:
             continue
@@ -117,6 +123,20 @@ def expw_fold_crops(root: Path, fold: int, folds: int, detector_name: str, cache
             aligned += [landmarks is not None] * len(hits)
     cache.save()
     return crops, np.array(labels, np.int64), np.array(aligned, bool)
+
+
+def fit_class_bias(probabilities: np.ndarray, labels: np.ndarray, steps: int = 2000, lr: float = 1.0) -> np.ndarray:
+    """The additive shift of the log-probabilities (one per class, mean 0) that maximises the likelihood of `labels`:
+    a convex problem, solved by gradient descent."""
+    logits = np.log(np.clip(probabilities.astype(np.float64), 1e-12, 1.0))
+    target = np.eye(probabilities.shape[1])[labels]
+    shift = np.zeros(probabilities.shape[1])
+    for _ in range(steps):
+        z = logits + shift
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        shift -= lr * (p - target).mean(axis=0)
+    return shift - shift.mean()
 
 
 def with_mirrors(body, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -139,20 +159,28 @@ def main(argv: list[str] | None = None) -> int:
     crops, expw_labels, _ = expw_fold_crops(args.expw, args.expw_fold, args.folds, args.detector, cache, args.iou,
                                          args.crop_margin)
     if not crops:
-        raise SystemExit(f"no labelled ExpW faces found in fold {args.expw_fold} of {args.expw}")
+        raise SystemExit(f"no labelled ExpW faces found in {folds_text(args.expw_fold, args.folds)} of {args.expw}")
     expw_x = preprocess(crops, (height, width), channels)
     features = np.concatenate([with_mirrors(body, main_data.x), with_mirrors(body, expw_x)])
     labels = np.concatenate([main_data.y, main_data.y, expw_labels, expw_labels])
     main_weights = class_weights(main_data.y, args.class_weight, NUM_CLASSES)[main_data.y]
     weights = np.concatenate([main_weights, main_weights, np.full(2 * len(expw_labels), args.expw_weight)])
     weights = (weights / weights.mean()).astype(np.float32)
-    print(f"features: {len(main_data.y)} main faces, {len(expw_labels)} ExpW crops (fold {args.expw_fold}), "
+    print(f"features: {len(main_data.y)} main faces, {len(expw_labels)} ExpW crops ({folds_text(args.expw_fold, args.folds)}), "
           f"each with its mirror image ({time.time() - t0:.0f}s)", flush=True)
 
     tail.compile(keras.optimizers.Adam(args.lr), keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
                  metrics=["accuracy"])
     history = tail.fit(features, keras.utils.to_categorical(labels, NUM_CLASSES), sample_weight=weights,
                        batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)
+    if args.fit_class_bias:
+        expw_features = features[-2 * len(expw_labels):]
+        shift = fit_class_bias(tail.predict(expw_features, batch_size=args.batch_size, verbose=0),
+                               np.concatenate([expw_labels, expw_labels]))
+        output = tail.layers[-1]
+        kernel, bias = output.get_weights()
+        output.set_weights([kernel, bias + shift.astype(bias.dtype)])
+        print("class biases shifted by " + ", ".join(f"{v:+.2f}" for v in shift), flush=True)
     refitted = join(body, tail, model.name)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save(_without_optimizer(refitted), args.out)
