@@ -3,6 +3,10 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-refit-bias.json:reports/bias/eval-vgg_small-refit-bias-fer2013-val.json \
+      reports/training-vgg_small-refit-bias-f0.json:reports/bias/eval-vgg_small-refit-bias-f0-fer2013-val.json \
+      reports/training-vgg_small-refit-q123.json:reports/bias/eval-vgg_small-refit-q123-fer2013-val.json \
+      reports/training-vgg_small-refit-q013.json:reports/bias/eval-vgg_small-refit-q013-fer2013-val.json \
       reports/training-vgg_small-fer80-refit-f1.json:reports/fer80/eval-vgg_small-fer80-refit-f1-fer2013-val.json \
       reports/training-vgg_small-fer80-refit-f0.json:reports/fer80/eval-vgg_small-fer80-refit-f0-fer2013-val.json \
       reports/training-vgg_small-fer80-s4-f1.json:reports/fer80/eval-vgg_small-fer80-s4-f1-fer2013-val.json \
@@ -25,6 +29,9 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/bias/e2e-vgg_small-refit-bias-mtcnn-aligned-fold0.json \
+      reports/bias/e2e-vgg_small-refit-bias-f0-mtcnn-aligned-fold1.json reports/bias/e2e-crossfit-refit-bias-mtcnn-aligned.json \
+      reports/bias/e2e-crossfit-refit-q-mtcnn-aligned-fold0.json \
       reports/e2e-shipped-mtcnn-aligned-zoom-tta-fold0.json \
       reports/rebuilt/e2e-vgg_small-refit-f0-rebuilt-mtcnn-aligned-fold1.json reports/rebuilt/e2e-vgg_small-refit-f0-rebuilt-mtcnn-aligned-zoom-tta-fold1.json \
       reports/fer80/e2e-vgg_small-fer80-refit-f1-mtcnn-aligned-fold0.json reports/fer80/e2e-vgg_small-fer80-s4-f1-mtcnn-aligned-fold0.json \
