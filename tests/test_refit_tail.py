@@ -150,6 +150,8 @@ def test_refit_with_class_bias_changes_only_the_output_bias(base_model, expw_sce
     state = json.loads((shifted.with_suffix(".ckpt") / "state.json").read_text())
     assert "--expw-fold 0 1 3 --folds 4" in train_command(state["args"]) and "--fit-class-bias" in state["command"]
     assert "folds 0, 1, 3 of 4" in training_data(state["args"]) and "class biases fitted" in training_data(state["args"])
+    with pytest.raises(SystemExit):
+        main(common[:-4] + ["--expw-fold", "4", "--out", str(tmp_path / "never.keras")])   # only folds 0-3 of 4
 
 
 def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_path, capsys):  # noqa: F811

@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
-        "fold": (f"{args.fold} of {args.folds}" if args.fold is not None else
-                 f"{', '.join(str(k) for k, m in enumerate(args.fold_models) if m != SKIP_FOLD)} of {args.folds}"
-                 if args.fold_models and SKIP_FOLD in args.fold_models else None),
+        "fold": scored_folds(args),
         "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
         "cross_fitted": bool(args.fold_models), "align": args.align, "zoom_tta": args.zoom_tta, "seconds_per_photo": None if detections_cached else seconds / max(1, len(names)), **metrics,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
@@ -191,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
     return 0
+
+
+def scored_folds(args: argparse.Namespace) -> str | None:
+    """Which folds' photos were scored ("1 of 2", "0, 2 of 4"), or None when all were."""
+    if args.fold is not None:
+        return f"{args.fold} of {args.folds}"
+    if args.fold_models and SKIP_FOLD in args.fold_models:
+        return f"{', '.join(str(k) for k, m in enumerate(args.fold_models) if m != SKIP_FOLD)} of {args.folds}"
+    return None
 
 
 def aligned_landmarks(faces: Faces, picked: list[int], align: bool) -> np.ndarray | None:

@@ -59,7 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "likelihood on those faces): corrects the class balance the main data leaves in the tail")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", type=Path, required=True)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not all(0 <= k < args.folds for k in args.expw_fold):
+        p.error(f"--expw-fold must be between 0 and {args.folds - 1} (--folds {args.folds})")
+    return args
 
 
 def split_at_flatten(model, dropout_scale: float = 1.0):
