@@ -472,7 +472,6 @@ def test_tta_views_command_scores_every_view_and_set(trained, tmp_path):
     assert "python training/tta_views.py --model" in text
 
 
-
 def test_on_the_cpu_tensorflow_lite_gives_tensorflows_probabilities(astronaut_bgr, tmp_path, monkeypatch):
     import tensorflow as tf
 

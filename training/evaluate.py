@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "flip_tta": not args.no_flip_tta,
         "zoom_tta": args.zoom_tta,
         "device": classifier.device,
-        "runtime": getattr(classifier, "runtime", "tensorflow"),
+        "runtime": classifier.runtime,
     }
     result.update(evaluate(classifier, images, faces.labels[keep]))
     paths = write_reports(result, args.out_dir)
