@@ -3,6 +3,12 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-s4q-refit-bias-q123.json:reports/stage4q/eval-vgg_small-s4q-refit-bias-q123-fer2013-val.json \
+      reports/training-vgg_small-s4q-refit-bias-q013.json:reports/stage4q/eval-vgg_small-s4q-refit-bias-q013-fer2013-val.json \
+      reports/training-vgg_small-s4q-refit-q123.json:reports/stage4q/eval-vgg_small-s4q-refit-q123-fer2013-val.json \
+      reports/training-vgg_small-s4q-refit-q013.json:reports/stage4q/eval-vgg_small-s4q-refit-q013-fer2013-val.json \
+      reports/training-vgg_small-stage4-q123.json:reports/stage4q/eval-vgg_small-stage4-q123-fer2013-val.json \
+      reports/training-vgg_small-stage4-q013.json:reports/stage4q/eval-vgg_small-stage4-q013-fer2013-val.json \
       reports/training-vgg_small-refit-bias.json:reports/bias/eval-vgg_small-refit-bias-fer2013-val.json \
       reports/training-vgg_small-refit-bias-f0.json:reports/bias/eval-vgg_small-refit-bias-f0-fer2013-val.json \
       reports/training-vgg_small-refit-q123.json:reports/bias/eval-vgg_small-refit-q123-fer2013-val.json \
@@ -30,6 +36,7 @@ The current reports/models.md:
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-mtcnn-aligned-fold0.json \
+      reports/stage4q/e2e-crossfit-s4q-refit-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-s4q-refit-bias-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-stage4q-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-f0-mtcnn-aligned-fold1.json reports/bias/e2e-crossfit-refit-bias-mtcnn-aligned.json \
       reports/bias/e2e-crossfit-refit-q-mtcnn-aligned-fold0.json \
       reports/e2e-shipped-mtcnn-aligned-zoom-tta-fold0.json \
@@ -58,6 +65,7 @@ The current reports/models.md:
       reports/e2e-crossfit-mtcnn-expw-sample.json reports/e2e-crossfit-blazeface-expw-sample.json \
       --prepare "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops --folds 2 --crop-margin 0.1" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0 --folds 2 --crop-margin 0" \
+      "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops4 --folds 4 --crop-margin 0.1 --detections-cache expw-mtcnn.npz" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0-align --folds 2 --crop-margin 0 --align" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-blazeface --folds 2 --crop-margin 0.1 --detector blazeface" \
       --out reports/models.md
