@@ -37,6 +37,7 @@ The current reports/models.md:
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-mtcnn-aligned-fold0.json \
       reports/stage4q/e2e-crossfit-s4q-refit-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-s4q-refit-bias-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-stage4q-mtcnn-aligned-fold0.json \
+      reports/stage4q/e2e-crossfit-stage4q-last-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-s4q-last-refit-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-f0-mtcnn-aligned-fold1.json reports/bias/e2e-crossfit-refit-bias-mtcnn-aligned.json \
       reports/bias/e2e-crossfit-refit-q-mtcnn-aligned-fold0.json \
       reports/e2e-shipped-mtcnn-aligned-zoom-tta-fold0.json \
