@@ -167,3 +167,42 @@ def test_dropout_scale_changes_the_rates_not_the_weights_and_is_in_the_command()
     assert "--dropout-scale" not in train_command({**args, "dropout_scale": 1.0})
     with pytest.raises(ValueError, match="dropout"):
         build("vgg_small", 2.0)
+
+
+def test_gaussian_blur_matches_opencv_and_keeps_a_flat_image():
+    import tensorflow as tf
+
+    from training.augment import BLUR_SIGMA, gaussian_blur
+
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 1, (3, 48, 48, 1)).astype(np.float32)
+    blurred = gaussian_blur(tf.constant(images)).numpy()
+    assert blurred.shape == images.shape
+    reference = np.stack([cv2.GaussianBlur(image[:, :, 0], (0, 0), BLUR_SIGMA) for image in images])
+    np.testing.assert_allclose(blurred[:, 5:-5, 5:-5, 0], reference[:, 5:-5, 5:-5], atol=0.01)
+    flat = np.full((1, 16, 16, 1), 0.4, np.float32)
+    np.testing.assert_allclose(gaussian_blur(tf.constant(flat)).numpy(), flat, atol=1e-6)   # edges reflected, not darkened
+
+
+def test_blur_augment_softens_faces_by_random_amounts_and_is_in_the_command():
+    import tensorflow as tf
+
+    from training.augment import augment_batch
+    from training.model_card import train_command, training_data
+
+    rng = np.random.default_rng(4)
+    images = tf.constant(rng.uniform(0, 1, (64, 48, 48, 1)).astype(np.float32))
+    seed = tf.constant([7, 0], tf.int64)
+
+    def detail(batch) -> np.ndarray:
+        return np.array([np.abs(cv2.Laplacian(image[:, :, 0], cv2.CV_32F)).mean() for image in batch.numpy()])
+
+    sharp, soft = detail(augment_batch(images, seed)), detail(augment_batch(images, seed, blur=True))
+    assert np.all(soft <= sharp + 1e-4) and np.median(soft) < 0.8 * np.median(sharp)
+    assert np.std(soft / sharp) > 0.1   # a different amount for each face
+    np.testing.assert_array_equal(augment_batch(images, seed, blur=True).numpy(),
+                                  augment_batch(images, seed, blur=True).numpy())
+    args = {"data": "d", "arch": "vgg_small", "seed": 1, "out": "m.keras"}
+    assert "--blur-augment --seed 1" in train_command({**args, "blur_augment": True})
+    assert "--blur-augment" not in train_command(args)
+    assert "blur" in training_data({**args, "blur_augment": True}) and "blur" not in training_data(args)

@@ -1,11 +1,29 @@
 """Batch augmentation for 2-D face crops, done with cheap whole-batch TensorFlow ops."""
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Random flip, scale/shift (random box resized back), brightness and contrast jitter.
+BLUR_SIGMA = 1.0
+
+
+def gaussian_blur(images: tf.Tensor, sigma: float = BLUR_SIGMA) -> tf.Tensor:
+    """Each channel of a (n, h, w, c) batch blurred with a Gaussian of `sigma` pixels (edges reflected)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = tf.exp(-tf.square(tf.range(-radius, radius + 1, dtype=images.dtype)) / (2.0 * sigma ** 2))
+    taps /= tf.reduce_sum(taps)
+    channels = images.shape[3]
+    kernel = tf.tile((taps[:, None] * taps[None, :])[:, :, None, None], [1, 1, channels, 1])
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, blur: bool = False) -> tf.Tensor:
+    """Random flip, scale/shift (random box resized back), brightness and contrast jitter; with `blur`, each image
+    also mixed with its Gaussian-blurred self in a random proportion (0 = sharp, 1 = blurred with BLUR_SIGMA), the
+    softness of faces cut from large photos and shrunk, which FER2013's crops lack.
 
     `seed` is a shape-(2,) int tensor; the same seed gives the same augmentation.
     """
@@ -21,6 +39,9 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     boxes = tf.stack([centre[:, 0] - box_h / 2, centre[:, 1] - box_w / 2,
                       centre[:, 0] + box_h / 2, centre[:, 1] + box_w / 2], axis=1)
     images = tf.image.crop_and_resize(images, boxes, tf.range(n), [height, width], extrapolation_value=0.0)
+    if blur:
+        amount = tf.random.stateless_uniform([n, 1, 1, 1], tf.random.experimental.stateless_fold_in(seed, 6))
+        images = images + amount * (gaussian_blur(images) - images)
     brightness = tf.random.stateless_uniform([n, 1, 1, 1], seeds[4], -0.15, 0.15)
     contrast = tf.random.stateless_uniform([n, 1, 1, 1], seeds[5], 0.75, 1.25)
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)

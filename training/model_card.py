@@ -54,6 +54,8 @@ def train_command(args: dict) -> str:
             continue
         for item in value if isinstance(value, list) else [] if value is None else [value]:
             parts += [f"--{key.replace('_', '-')}", str(item)]
+    if args.get("blur_augment"):
+        parts.insert(parts.index("--seed"), "--blur-augment")
     return shlex.join(parts)
 
 
@@ -71,7 +73,7 @@ def training_data(targs: dict) -> str:
                 + ("; class biases fitted to the ExpW faces" if targs.get("fit_class_bias") else ""))
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]
-    return " + ".join([f"`{targs['data']}`", *extra])
+    return " + ".join([f"`{targs['data']}`", *extra]) + ("; blur augmentation" if targs.get("blur_augment") else "")
 
 
 def main(argv: list[str] | None = None) -> int:

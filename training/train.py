@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--class-weight", default="sqrt", choices=("none", "sqrt", "balanced"),
                    help="class-imbalance handling: none, sqrt of inverse frequency, or inverse frequency")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--blur-augment", action="store_true",
+                   help="also soften each training face by a random amount (a Gaussian blur mixed in)")
     p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a better val accuracy (0: never)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     def _prepare(i, xy, epoch):
         x, y = xy
         if not args.no_augment:
-            x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]))
+            x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]), blur=args.blur_augment)
         return x, tf.one_hot(y, NUM_CLASSES), tf.gather(weights, y)
 
     val_ds = tf.data.Dataset.from_tensor_slices((val.x, tf.one_hot(val.y, NUM_CLASSES))).batch(256)
