@@ -3,6 +3,8 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-blur-refit-f1.json:reports/blur/eval-vgg_small-blur-refit-f1-fer2013-val.json \
+      reports/training-vgg_small-stage4-blur-f1.json:reports/blur/eval-vgg_small-stage4-blur-f1-fer2013-val.json \
       reports/training-vgg_small-s4q-refit-bias-q123.json:reports/stage4q/eval-vgg_small-s4q-refit-bias-q123-fer2013-val.json \
       reports/training-vgg_small-s4q-refit-bias-q013.json:reports/stage4q/eval-vgg_small-s4q-refit-bias-q013-fer2013-val.json \
       reports/training-vgg_small-s4q-refit-q123.json:reports/stage4q/eval-vgg_small-s4q-refit-q123-fer2013-val.json \
@@ -36,6 +38,7 @@ The current reports/models.md:
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-mtcnn-aligned-fold0.json \
+      reports/blur/e2e-vgg_small-blur-refit-f1-mtcnn-aligned-fold0.json reports/blur/e2e-vgg_small-stage4-blur-f1-mtcnn-aligned-fold0.json \
       reports/stage4q/e2e-crossfit-s4q-refit-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-s4q-refit-bias-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-stage4q-mtcnn-aligned-fold0.json \
       reports/stage4q/e2e-crossfit-stage4q-last-mtcnn-aligned-fold0.json reports/stage4q/e2e-crossfit-s4q-last-refit-mtcnn-aligned-fold0.json \
       reports/bias/e2e-vgg_small-refit-bias-f0-mtcnn-aligned-fold1.json reports/bias/e2e-crossfit-refit-bias-mtcnn-aligned.json \
