@@ -48,14 +48,15 @@ def train_command(args: dict) -> str:
         return shlex.join(parts)
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
-                "batch_size", "lr", "label_smoothing", "class_weight", "seed", "init_from", "out"):
+                "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "seed", "init_from", "out"):
         value = args.get(key)
         if (key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0)):
             continue
+        if isinstance(value, bool):
+            parts += [f"--{key.replace('_', '-')}"] if value else []
+            continue
         for item in value if isinstance(value, list) else [] if value is None else [value]:
             parts += [f"--{key.replace('_', '-')}", str(item)]
-    if args.get("blur_augment"):
-        parts.insert(parts.index("--seed"), "--blur-augment")
     return shlex.join(parts)
 
 
