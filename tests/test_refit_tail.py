@@ -154,6 +154,42 @@ def test_refit_with_class_bias_changes_only_the_output_bias(base_model, expw_sce
         main(common[:-4] + ["--expw-fold", "4", "--out", str(tmp_path / "never.keras")])   # only folds 0-3 of 4
 
 
+def test_bootstrap_targets_mix_the_label_with_the_teacher():
+    from training.refit_tail import bootstrap_targets
+
+    rng = np.random.default_rng(3)
+    teacher = rng.dirichlet(np.ones(7), 50).astype(np.float32)
+    labels = rng.integers(0, 7, 50)
+    np.testing.assert_array_equal(bootstrap_targets(labels, teacher, 1.0), np.eye(7)[labels])
+    np.testing.assert_allclose(bootstrap_targets(labels, teacher, 0.0), teacher, atol=1e-7)
+    mixed = bootstrap_targets(labels, teacher, 0.6)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+    assert (mixed.argmax(axis=1) == labels).all()       # more than half the weight stays on the label
+    np.testing.assert_allclose(mixed[np.arange(50), labels], 0.6 + 0.4 * teacher[np.arange(50), labels], atol=1e-6)
+
+
+def test_refit_with_bootstrapped_expw_targets_trains_a_different_tail(base_model, expw_scenes, tmp_path):  # noqa: F811
+    import keras
+
+    from test_training import _write_class_folders
+    from training.model_card import training_data
+    from training.refit_tail import main
+
+    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
+    common = ["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
+              "--expw-fold", "1", "--epochs", "2", "--lr", "0.01", "--batch-size", "16"]
+    hard, soft = tmp_path / "hard.keras", tmp_path / "soft.keras"
+    assert main(common + ["--out", str(hard)]) == 0
+    assert main(common + ["--expw-label-trust", "0.3", "--out", str(soft)]) == 0
+    a, b = (keras.models.load_model(p, compile=False, safe_mode=True) for p in (hard, soft))
+    assert any(not np.array_equal(w1, w2) for w1, w2 in zip(a.get_weights(), b.get_weights()))
+    states = [json.loads((p.with_suffix(".ckpt") / "state.json").read_text()) for p in (hard, soft)]
+    assert "--expw-label-trust" not in states[0]["command"] and "--expw-label-trust 0.3" in states[1]["command"]
+    assert "0.3 label" in training_data(states[1]["args"]) and "label," not in training_data(states[0]["args"])
+    with pytest.raises(SystemExit):
+        main(common + ["--expw-label-trust", "1.5", "--out", str(tmp_path / "never.keras")])
+
+
 def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_path, capsys):  # noqa: F811
     from test_training import _write_class_folders
     from training.evaluate import main as evaluate_main

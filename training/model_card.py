@@ -31,7 +31,7 @@ from fer_batch.labels import LABELS  # noqa: E402
 REFIT_SCRIPT = "training/refit_tail.py"
 REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "detector", "detections_cache", "iou",
               "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
-              "class_weight", "fit_class_bias", "seed", "out")
+              "class_weight", "expw_label_trust", "fit_class_bias", "seed", "out")
 
 
 def train_command(args: dict) -> str:
@@ -40,7 +40,7 @@ def train_command(args: dict) -> str:
         parts = ["python", REFIT_SCRIPT]
         for key in REFIT_KEYS:
             value = args.get(key)
-            if value is None or value is False:
+            if value is None or value is False or (key == "expw_label_trust" and value == 1.0):
                 continue
             parts.append(f"--{key.replace('_', '-')}")
             if value is not True:
@@ -71,6 +71,8 @@ def training_data(targs: dict) -> str:
     if targs.get("script") == REFIT_SCRIPT:
         return (f"`{targs['data']}` + `{targs['expw']}` {folds_text(targs['expw_fold'], targs['folds'])} "
                 f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only"
+                + (f"; ExpW targets {targs['expw_label_trust']:g} label, the rest the model's own prediction"
+                   if targs.get("expw_label_trust", 1.0) < 1.0 else "")
                 + ("; class biases fitted to the ExpW faces" if targs.get("fit_class_bias") else ""))
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]

@@ -54,12 +54,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="for the main data's class imbalance (the ExpW sample is balanced)")
+    p.add_argument("--expw-label-trust", type=float, default=1.0,
+                   help="soft bootstrapping for labels people read differently: an ExpW face's target is this share its "
+                        "label and the rest the model's own prediction before the refit (1: the label alone)")
     p.add_argument("--fit-class-bias", action="store_true",
                    help="after the refit, shift the output layer's class biases to fit the ExpW faces' labels (maximum "
                         "likelihood on those faces): corrects the class balance the main data leaves in the tail")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if not 0.0 <= args.expw_label_trust <= 1.0:
+        p.error("--expw-label-trust must be between 0 and 1")
     if not all(0 <= k < args.folds for k in args.expw_fold):
         p.error(f"--expw-fold must be between 0 and {args.folds - 1} (--folds {args.folds})")
     return args
@@ -142,6 +147,12 @@ def fit_class_bias(probabilities: np.ndarray, labels: np.ndarray, steps: int = 2
     return shift - shift.mean()
 
 
+def bootstrap_targets(labels: np.ndarray, teacher: np.ndarray, label_trust: float) -> np.ndarray:
+    """Soft bootstrapping targets: `label_trust` of each one-hot label plus the rest of the teacher's probabilities."""
+    one_hot = np.eye(teacher.shape[1], dtype=np.float32)[labels]
+    return (label_trust * one_hot + (1.0 - label_trust) * teacher).astype(np.float32)
+
+
 def with_mirrors(body, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The body's features of each image and of its mirror image, stacked (2n rows)."""
     return np.concatenate([body.predict(x, batch_size=batch_size, verbose=0),
@@ -172,9 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features: {len(main_data.y)} main faces, {len(expw_labels)} ExpW crops ({folds_text(args.expw_fold, args.folds)}), "
           f"each with its mirror image ({time.time() - t0:.0f}s)", flush=True)
 
+    targets = keras.utils.to_categorical(labels, NUM_CLASSES)
+    if args.expw_label_trust < 1.0:
+        expw_rows = slice(len(labels) - 2 * len(expw_labels), None)
+        teacher = tail.predict(features[expw_rows], batch_size=args.batch_size, verbose=0)
+        targets[expw_rows] = bootstrap_targets(labels[expw_rows], teacher, args.expw_label_trust)
     tail.compile(keras.optimizers.Adam(args.lr), keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
                  metrics=["accuracy"])
-    history = tail.fit(features, keras.utils.to_categorical(labels, NUM_CLASSES), sample_weight=weights,
+    history = tail.fit(features, targets, sample_weight=weights,
                        batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)
     if args.fit_class_bias:
         expw_features = features[-2 * len(expw_labels):]
