@@ -6,6 +6,9 @@ import json
 import pandas as pd
 import pytest
 
+from fer_batch.labels import LABELS
+from test_expw_folds import expw_scenes  # noqa: F401  (fixture)
+
 LABELS_OF_FACES = ["happy", "sad", "angry", "neutral", "fear", "surprise"]
 
 
@@ -66,3 +69,29 @@ def test_agreement_main_writes_its_report_and_figures(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(paths[0]), "--out", str(tmp_path / "never.md")])
     assert not (tmp_path / "never.md").exists()
+
+
+def test_contact_sheet_shows_the_faces_all_models_call_the_same_wrong_way(expw_scenes, tmp_path):  # noqa: F811
+    import cv2
+
+    from test_expw_folds import NAMES
+    from training.agreement import main
+
+    rows = [line.split() for line in (expw_scenes / "label.lst").read_text().splitlines()]
+    truth = pd.DataFrame({"photo": [r[0] for r in rows], "face": 0, "found": 1,
+                          "label": [LABELS[int(r[7])] for r in rows]})
+    wrong = ["neutral" if label != "neutral" else "happy" for label in truth["label"]]
+    paths = []
+    for name, calls in (("a", wrong), ("b", wrong[:4] + list(truth["label"][4:]))):
+        paths.append(tmp_path / f"{name}.csv")
+        truth.assign(predicted=calls).to_csv(paths[-1], index=False)
+    sheet = tmp_path / "sheet.png"
+    args = [str(p) for p in paths] + ["--out", str(tmp_path / "r.md"), "--sheet", str(sheet)]
+    with pytest.raises(SystemExit):
+        main(args)                                          # the faces' photos are needed
+    assert main(args + ["--expw", str(expw_scenes), "--sheet-faces", "10"]) == 0
+    image = cv2.imread(str(sheet))
+    assert image.shape == (188, 6 * 160, 3)                 # one row: 4 faces both call the same wrong way, 2 blanks
+    tiles = [image[:160, 160 * i:160 * (i + 1)] for i in range(6)]
+    assert all(t.std() > 10 for t in tiles[:4]) and all((t == 255).all() for t in tiles[4:])
+    assert json.loads((tmp_path / "r.json").read_text())["all_agree_wrong"] == 4 and len(NAMES) == len(rows)

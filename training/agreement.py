@@ -7,7 +7,9 @@ The inputs are per-face CSVs of training/eval_end_to_end.py on the same photos (
 faces found). On the faces every model found it reports each model's accuracy, how often all agree, the faces
 at least one gets right (what choosing per face could reach at best), the majority vote, and the faces where all
 models agree on one and the same expression that is not the label. Models trained differently that share most of
-their mistakes point at the faces or their labels rather than at any one training recipe.
+their mistakes point at the faces or their labels rather than at any one training recipe. With `--sheet OUT.png
+--expw ROOT`, a seeded sample of those faces is drawn as a grid of their labelled boxes, "label > call" under each,
+to look at (keep it outside the repository: the photos are the dataset's).
 """
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.labels import LABELS  # noqa: E402
+from training.datasets import expw_faces_by_photo  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 
 
@@ -77,6 +82,35 @@ def agreement(joined: pd.DataFrame, names: Sequence[str]) -> dict:
     }
 
 
+def agreed_wrong_faces(joined: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The faces where every model gives the same expression and it is not the label; their call in `call`."""
+    predictions = joined[list(names)]
+    mask = (predictions.nunique(axis=1) == 1) & (predictions.iloc[:, 0] != joined["label"])
+    return joined.loc[mask, ["photo", "face", "label"]].assign(call=predictions.iloc[:, 0][mask])
+
+
+def contact_sheet(faces: pd.DataFrame, expw_root: Path, count: int, seed: int, tile: int = 160,
+                  per_row: int = 6) -> np.ndarray:
+    """A grid of up to `count` of `faces` (photo, face index in label.lst order, label, call), picked at random with
+    `seed`: each its labelled box cut from the photo, "label > call" under it."""
+    boxes = expw_faces_by_photo(expw_root / "label.lst")
+    picked = faces.sample(min(count, len(faces)), random_state=seed) if len(faces) else faces
+    tiles = []
+    for row in picked.itertuples(index=False):
+        (x1, y1, x2, y2), _ = boxes[row.photo][int(row.face)]
+        image = cv2.imread(str(expw_root / "image" / row.photo), cv2.IMREAD_COLOR)
+        crop = None if image is None else image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+        face = np.full((tile, tile, 3), 128, np.uint8) if crop is None or crop.size == 0 else cv2.resize(crop, (tile, tile))
+        face = cv2.copyMakeBorder(face, 0, 28, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(face, f"{row.label} > {row.call}", (3, tile + 19), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+        tiles.append(face)
+    blank = np.full((tile + 28, tile, 3), 255, np.uint8)
+    tiles = tiles or [blank]
+    tiles += [blank] * (-len(tiles) % per_row)
+    return np.vstack([np.hstack(tiles[i:i + per_row]) for i in range(0, len(tiles), per_row)])
+
+
 def report(result: dict, names: Sequence[str], paths: Sequence[Path], command: str, fold_text: str) -> str:
     """The Markdown report."""
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
@@ -108,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=None, help="only the photos of this fold (training/expw_crops.py)")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="Markdown report; a .json beside it [default: print only]")
+    p.add_argument("--sheet", type=Path, default=None, help="a PNG grid of faces all models call the same wrong way")
+    p.add_argument("--expw", type=Path, default=None, help="the ExpW root (label.lst, image/) the CSVs came from")
+    p.add_argument("--sheet-faces", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.sheet and not args.expw:
+        p.error("--sheet needs --expw, the ExpW root the faces come from")
     names = args.names or [chr(ord("A") + i) for i in range(len(args.faces))]
     if len(args.faces) < 2 or len(names) != len(args.faces):
         p.error("give two or more files and, with --names, one name per file")
@@ -117,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.fold is not None:
         tables = [t[[photo_fold(n, args.folds) == args.fold for n in t["photo"]]] for t in tables]
     try:
-        result = agreement(joined_predictions(tables, names), names)
+        joined = joined_predictions(tables, names)
     except ValueError as error:
         p.error(str(error))
+    result = agreement(joined, names)
     command = "python training/agreement.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     fold_text = f", photos of fold {args.fold} of {args.folds}" if args.fold is not None else ""
     text = report(result, names, args.faces, command, fold_text)
@@ -127,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
         args.out.with_suffix(".json").write_text(json.dumps({"command": command, "names": names, **result}, indent=1))
+    if args.sheet:
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(args.sheet), contact_sheet(agreed_wrong_faces(joined, names), args.expw, args.sheet_faces, args.seed))
     print(text)
     return 0
 
