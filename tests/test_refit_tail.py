@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,47 @@ def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_pat
         card_main(["--model", str(refitted), "--state", states[1], "--eval", str(tmp_path / "eval-r.json"),
                    "--out", str(card)])
     assert "needs the history of the run it started from" in capsys.readouterr().err
+
+
+def test_photo_shares_nest_follow_their_fraction_and_their_seed():
+    from training.refit_tail import photo_kept
+
+    names = [f"scene_{i}.jpg" for i in range(4000)]
+    kept = {f: {n for n in names if photo_kept(n, f, seed=0)} for f in (0.125, 0.25, 0.5, 1.0)}
+    assert kept[0.125] <= kept[0.25] <= kept[0.5] <= kept[1.0] == set(names)
+    for fraction, chosen in kept.items():
+        assert abs(len(chosen) / len(names) - fraction) < 0.03
+    other_seed = {n for n in names if photo_kept(n, 0.5, seed=1)}
+    assert 0.35 < len(other_seed & kept[0.5]) / len(kept[0.5]) < 0.65     # another seed, another half
+
+
+def test_refit_on_a_share_of_the_photos_uses_only_their_faces(base_model, expw_scenes, tmp_path):  # noqa: F811
+    from test_expw_folds import NAMES
+
+    from training.eval_end_to_end import DetectionCache
+    from training.refit_tail import expw_fold_crops, photo_kept
+
+    cache = DetectionCache(None, "mtcnn")
+    everything = expw_fold_crops(expw_scenes, [0, 1], 2, "mtcnn", cache, 0.4, 0.0)[1]
+    kept_names = [n for n in NAMES if photo_kept(f"{n}.jpg", 0.5, 3)]
+    assert 0 < len(kept_names) < len(NAMES)                 # seed 3 keeps some of the 8 scenes, not all
+    half = expw_fold_crops(expw_scenes, [0, 1], 2, "mtcnn", cache, 0.4, 0.0, photo_fraction=0.5, photo_seed=3)[1]
+    assert 0 < len(half) < len(everything)
+    from_kept = Counter(NAMES.index(n) % 7 for n in kept_names for _ in range(2))   # each face cut aligned and not
+    assert Counter(half.tolist()) <= from_kept and len(half) >= 2 * (len(kept_names) - 1)
+
+    from test_training import _write_class_folders
+    from training.model_card import train_command, training_data
+    from training.refit_tail import main
+
+    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
+    out = tmp_path / "share.keras"
+    assert main(["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
+                 "--expw-fold", "0", "1", "--expw-photo-fraction", "0.5", "--expw-photo-seed", "3", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(out)]) == 0
+    state = json.loads((out.with_suffix(".ckpt") / "state.json").read_text())
+    assert "--expw-photo-fraction 0.5 --expw-photo-seed 3" in train_command(state["args"]) == state["command"]
+    assert "(0.5 of the photos, seed 3)" in training_data(state["args"])
+    with pytest.raises(SystemExit):
+        main(["--model", str(out), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes), "--expw-fold", "0",
+              "--expw-photo-fraction", "0", "--out", str(tmp_path / "never.keras")])

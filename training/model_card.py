@@ -29,7 +29,8 @@ from fer_batch.labels import LABELS  # noqa: E402
 
 
 REFIT_SCRIPT = "training/refit_tail.py"
-REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "detector", "detections_cache", "iou",
+REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "expw_photo_fraction", "expw_photo_seed",
+              "detector", "detections_cache", "iou",
               "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
               "class_weight", "expw_label_trust", "fit_class_bias", "seed", "out")
 
@@ -40,7 +41,8 @@ def train_command(args: dict) -> str:
         parts = ["python", REFIT_SCRIPT]
         for key in REFIT_KEYS:
             value = args.get(key)
-            if value is None or value is False or (key == "expw_label_trust" and value == 1.0):
+            if value is None or value is False or (key in ("expw_label_trust", "expw_photo_fraction") and value == 1.0) \
+                    or (key == "expw_photo_seed" and args.get("expw_photo_fraction", 1.0) == 1.0):
                 continue
             parts.append(f"--{key.replace('_', '-')}")
             if value is not True:
@@ -69,8 +71,10 @@ def folds_text(fold: int | list[int], folds: int) -> str:
 def training_data(targs: dict) -> str:
     """The training data of a run: its --data, and each --extra-data with how often it repeats."""
     if targs.get("script") == REFIT_SCRIPT:
+        share = targs.get("expw_photo_fraction", 1.0)
         return (f"`{targs['data']}` + `{targs['expw']}` {folds_text(targs['expw_fold'], targs['folds'])} "
-                f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only"
+                + (f"({share:g} of the photos, seed {targs.get('expw_photo_seed', 0)}) " if share < 1.0 else "")
+                + f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only"
                 + (f"; ExpW targets {targs['expw_label_trust']:g} label, the rest the model's own prediction"
                    if targs.get("expw_label_trust", 1.0) < 1.0 else "")
                 + ("; class biases fitted to the ExpW faces" if targs.get("fit_class_bias") else ""))

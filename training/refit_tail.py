@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import zlib
+
 import cv2
 import numpy as np
 
@@ -42,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--expw-fold", type=int, nargs="+", required=True,
                    help="train on the photos of these folds only (e.g. 1, or 1 2 3 with --folds 4)")
     p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--expw-photo-fraction", type=float, default=1.0,
+                   help="keep only this share of the folds' photos, picked by a seeded hash of their names (nested: a "
+                        "smaller share with the same seed is a subset of a larger one); for learning curves")
+    p.add_argument("--expw-photo-seed", type=int, default=0, help="the seed of --expw-photo-fraction's pick")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--detections-cache", type=Path, default=None, help="as in eval_end_to_end.py")
     p.add_argument("--iou", type=float, default=0.4)
@@ -63,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if not 0.0 < args.expw_photo_fraction <= 1.0:
+        p.error("--expw-photo-fraction must be above 0 and at most 1")
     if not 0.0 <= args.expw_label_trust <= 1.0:
         p.error("--expw-label-trust must be between 0 and 1")
     if not all(0 <= k < args.folds for k in args.expw_fold):
@@ -101,12 +109,20 @@ def join(body, tail, name: str):
     return keras.Model(body.input, x, name=name)
 
 
+def photo_kept(name: str, fraction: float, seed: int) -> bool:
+    """Whether a photo is in the seeded share `fraction` of photos; the shares of one seed nest."""
+    return zlib.crc32(f"{seed}:{name}".encode("utf-8")) % 100_000 < round(fraction * 100_000)
+
+
 def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_name: str, cache: DetectionCache,
-                    iou: float, margin: float) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+                    iou: float, margin: float, photo_fraction: float = 1.0,
+                    photo_seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """The labelled ExpW faces the detector finds in the photos of one fold (or of several), each cut twice (aligned
-    and not, when the detector gives landmarks), with their labels and whether each crop is the aligned one."""
+    and not, when the detector gives landmarks), with their labels and whether each crop is the aligned one; only
+    the `photo_fraction` of those photos that photo_kept picks with `photo_seed`."""
     wanted = {fold} if isinstance(fold, int) else set(fold)
-    by_image = expw_faces_by_photo(root / "label.lst")
+    by_image = {name: faces for name, faces in expw_faces_by_photo(root / "label.lst").items()
+                if photo_kept(name, photo_fraction, photo_seed)}
     detector = None
     crops: list[np.ndarray] = []
     labels: list[int] = []
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     main_data = load_dataset(args.data, args.format, (height, width), channels)
     cache = DetectionCache(args.detections_cache, args.detector)
     crops, expw_labels, _ = expw_fold_crops(args.expw, args.expw_fold, args.folds, args.detector, cache, args.iou,
-                                         args.crop_margin)
+                                            args.crop_margin, args.expw_photo_fraction, args.expw_photo_seed)
     if not crops:
         raise SystemExit(f"no labelled ExpW faces found in {folds_text(args.expw_fold, args.folds)} of {args.expw}")
     expw_x = preprocess(crops, (height, width), channels)
