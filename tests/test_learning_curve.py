@@ -35,7 +35,7 @@ def test_learning_curve_counts_the_faces_each_run_kept_and_fits_its_line(tmp_pat
     from training.datasets import expw_faces_by_photo
     from training.expw_crops import photo_fold
     from training.learning_curve import main
-    from training.refit_tail import photo_kept
+    from training.expw_crops import photo_kept
 
     expw = tmp_path / "expw"
     _write_expw_labels(expw)

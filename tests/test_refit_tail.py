@@ -221,7 +221,7 @@ def test_model_card_of_a_refitted_model_lists_both_commands(expw_scenes, tmp_pat
 
 
 def test_photo_shares_nest_follow_their_fraction_and_their_seed():
-    from training.refit_tail import photo_kept
+    from training.expw_crops import photo_kept
 
     names = [f"scene_{i}.jpg" for i in range(4000)]
     kept = {f: {n for n in names if photo_kept(n, f, seed=0)} for f in (0.125, 0.25, 0.5, 1.0)}
@@ -236,7 +236,8 @@ def test_refit_on_a_share_of_the_photos_uses_only_their_faces(base_model, expw_s
     from test_expw_folds import NAMES
 
     from training.eval_end_to_end import DetectionCache
-    from training.refit_tail import expw_fold_crops, photo_kept
+    from training.expw_crops import photo_kept
+    from training.refit_tail import expw_fold_crops
 
     cache = DetectionCache(None, "mtcnn")
     everything = expw_fold_crops(expw_scenes, [0, 1], 2, "mtcnn", cache, 0.4, 0.0)[1]

@@ -33,6 +33,11 @@ def photo_fold(name: str, folds: int) -> int:
     return zlib.crc32(name.encode("utf-8")) % folds
 
 
+def photo_kept(name: str, fraction: float, seed: int) -> bool:
+    """Whether a photo is in the seeded share `fraction` of photos; the shares of one seed nest."""
+    return zlib.crc32(f"{seed}:{name}".encode("utf-8")) % 100_000 < round(fraction * 100_000)
+
+
 def main(argv: list[str] | None = None) -> int:
     from training.eval_end_to_end import DetectionCache, aligned_landmarks, match_faces
 

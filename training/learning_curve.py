@@ -23,8 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.datasets import expw_faces_by_photo  # noqa: E402
-from training.expw_crops import photo_fold  # noqa: E402
-from training.refit_tail import photo_kept  # noqa: E402
+from training.expw_crops import photo_fold, photo_kept  # noqa: E402
 
 
 def faces_trained_on(run_args: dict, by_photo: dict[str, list]) -> int:

@@ -18,8 +18,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import zlib
-
 import cv2
 import numpy as np
 
@@ -31,7 +29,7 @@ from fer_batch.labels import NUM_CLASSES  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
 from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
 from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
-from training.expw_crops import photo_fold  # noqa: E402
+from training.expw_crops import photo_fold, photo_kept  # noqa: E402
 from training.model_card import REFIT_SCRIPT, folds_text, train_command  # noqa: E402
 from training.train import _atomic_save, _atomic_write, _without_optimizer, class_weights  # noqa: E402
 
@@ -107,11 +105,6 @@ def join(body, tail, name: str):
     for layer in tail.layers[1:]:
         x = layer(x)
     return keras.Model(body.input, x, name=name)
-
-
-def photo_kept(name: str, fraction: float, seed: int) -> bool:
-    """Whether a photo is in the seeded share `fraction` of photos; the shares of one seed nest."""
-    return zlib.crc32(f"{seed}:{name}".encode("utf-8")) % 100_000 < round(fraction * 100_000)
 
 
 def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_name: str, cache: DetectionCache,
