@@ -3,6 +3,13 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-s3tail-f100-s0.json:reports/curve/eval-vgg_small-s3tail-f100-s0-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f050-s1.json:reports/curve/eval-vgg_small-s3tail-f050-s1-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f050-s0.json:reports/curve/eval-vgg_small-s3tail-f050-s0-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f025-s1.json:reports/curve/eval-vgg_small-s3tail-f025-s1-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f025-s0.json:reports/curve/eval-vgg_small-s3tail-f025-s0-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f012-s1.json:reports/curve/eval-vgg_small-s3tail-f012-s1-fer2013-val.json \
+      reports/training-vgg_small-s3tail-f012-s0.json:reports/curve/eval-vgg_small-s3tail-f012-s0-fer2013-val.json \
       reports/training-vgg_small-boot07-refit-f0.json:reports/boot/eval-vgg_small-boot07-refit-f0-fer2013-val.json \
       reports/training-vgg_small-boot04-refit-f0.json:reports/boot/eval-vgg_small-boot04-refit-f0-fer2013-val.json \
       reports/training-vgg_small-blur-refit-f1.json:reports/blur/eval-vgg_small-blur-refit-f1-fer2013-val.json \
@@ -39,6 +46,8 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/curve/e2e-vgg_small-s3tail-f100-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f050-s1-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f050-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f025-s1-mtcnn-aligned-fold0.json \
+      reports/curve/e2e-vgg_small-s3tail-f025-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f012-s1-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f012-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-stage3-mtcnn-aligned-fold0.json \
       reports/boot/e2e-vgg_small-boot07-refit-f0-mtcnn-aligned-fold1.json reports/boot/e2e-vgg_small-boot04-refit-f0-mtcnn-aligned-fold1.json \
       reports/bias/e2e-vgg_small-refit-bias-mtcnn-aligned-fold0.json \
       reports/blur/e2e-vgg_small-blur-refit-f1-mtcnn-aligned-fold0.json reports/blur/e2e-vgg_small-stage4-blur-f1-mtcnn-aligned-fold0.json \
