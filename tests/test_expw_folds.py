@@ -65,6 +65,14 @@ def test_expw_crops_go_to_the_fold_of_their_photo(expw_scenes, tmp_path):
     aligned = sorted((tmp_path / "aligned").rglob("*.png"))
     assert [p.name for p in aligned] == [p.name for p in written]
     assert all(cv2.imread(str(p)).shape[0] == cv2.imread(str(p)).shape[1] for p in aligned)
+    from training.expw_crops import photo_kept
+
+    assert main(["--data", str(expw_scenes), "--out", str(tmp_path / "share"), "--photo-fraction", "0.5",
+                 "--photo-seed", "3"]) == 0
+    share = sorted((tmp_path / "share").rglob("*.png"))
+    kept = [n for n in NAMES if photo_kept(f"{n}.jpg", 0.5, 3)]
+    assert 0 < len(kept) < PHOTOS and sorted(p.stem.split("#")[0] for p in share) == sorted(kept)
+    assert {(p.parent.parent.name, p.name) for p in share} <= {(p.parent.parent.name, p.name) for p in written}
 
 
 def test_training_mixes_in_repeated_extra_data(tmp_path, capsys):

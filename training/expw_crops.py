@@ -52,13 +52,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="turn each detected face so the eyes are level (as `fer-batch analyze --align`)")
     p.add_argument("--detections-cache", type=Path, default=None,
                    help="reuse (or fill) the .npz of detector boxes that eval_end_to_end.py keeps")
+    p.add_argument("--photo-fraction", type=float, default=1.0,
+                   help="cut only this seeded share of the photos (as refit_tail.py --expw-photo-fraction picks them)")
+    p.add_argument("--photo-seed", type=int, default=0)
     args = p.parse_args(argv)
+    if not 0.0 < args.photo_fraction <= 1.0:
+        p.error("--photo-fraction must be above 0 and at most 1")
 
     detector = create_detector(args.detector)
     cache = DetectionCache(args.detections_cache, args.detector)
     by_image: dict[str, list] = defaultdict(list)
     for name, face_id, box, _, label in read_expw_labels(args.data / "label.lst"):
-        by_image[name].append((face_id, box, label))
+        if photo_kept(name, args.photo_fraction, args.photo_seed):
+            by_image[name].append((face_id, box, label))
     counts: Counter = Counter()
     for name in sorted(by_image):
         image = cv2.imread(str(args.data / "image" / name), cv2.IMREAD_COLOR)
