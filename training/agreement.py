@@ -56,17 +56,24 @@ def majority_vote(predictions: pd.DataFrame) -> pd.Series:
     return predictions.apply(vote, axis=1)
 
 
+def agreed_wrong_faces(joined: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The faces where every model gives the same expression and it is not the label; their call in `call`."""
+    predictions = joined[list(names)]
+    mask = (predictions.nunique(axis=1) == 1) & (predictions.iloc[:, 0] != joined["label"])
+    return joined.loc[mask, ["photo", "face", "label"]].assign(call=predictions.iloc[:, 0][mask])
+
+
 def agreement(joined: pd.DataFrame, names: Sequence[str]) -> dict:
     """The figures of the report, from joined_predictions' table."""
     predictions = joined[list(names)]
     right = predictions.eq(joined["label"], axis=0)
     unanimous = predictions.nunique(axis=1) == 1
-    agreed_wrong = unanimous & ~right.iloc[:, 0]
+    wrong = agreed_wrong_faces(joined, names)
     n = len(joined)
     share = lambda mask: None if n == 0 else float(mask.sum() / n)  # noqa: E731
     within = lambda hits, mask: None if mask.sum() == 0 else float((hits & mask).sum() / mask.sum())  # noqa: E731
-    confusion = {label: {call: int(((joined["label"] == label) & (predictions.iloc[:, 0] == call) & agreed_wrong).sum())
-                         for call in LABELS} for label in LABELS}
+    confusion = {label: {call: int(((wrong["label"] == label) & (wrong["call"] == call)).sum()) for call in LABELS}
+                 for label in LABELS}
     return {
         "faces": n,
         "accuracy": {name: share(right[name]) for name in names},
@@ -76,17 +83,10 @@ def agreement(joined: pd.DataFrame, names: Sequence[str]) -> dict:
         "right_by_at_least_one": share(right.any(axis=1)),
         "right_by_all": share(right.all(axis=1)),
         "majority_vote_accuracy": share(majority_vote(predictions) == joined["label"]),
-        "all_agree_wrong": int(agreed_wrong.sum()),
-        "all_agree_wrong_share": share(agreed_wrong),
+        "all_agree_wrong": len(wrong),
+        "all_agree_wrong_share": None if n == 0 else len(wrong) / n,
         "all_agree_wrong_by_label": confusion,
     }
-
-
-def agreed_wrong_faces(joined: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """The faces where every model gives the same expression and it is not the label; their call in `call`."""
-    predictions = joined[list(names)]
-    mask = (predictions.nunique(axis=1) == 1) & (predictions.iloc[:, 0] != joined["label"])
-    return joined.loc[mask, ["photo", "face", "label"]].assign(call=predictions.iloc[:, 0][mask])
 
 
 def contact_sheet(faces: pd.DataFrame, expw_root: Path, count: int, seed: int, tile: int = 160,
