@@ -3,6 +3,8 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-half-refit-f1.json:reports/curve/eval-vgg_small-half-refit-f1-fer2013-val.json \
+      reports/training-vgg_small-stage4-half-f1.json:reports/curve/eval-vgg_small-stage4-half-f1-fer2013-val.json \
       reports/training-vgg_small-s3tail-f100-s0.json:reports/curve/eval-vgg_small-s3tail-f100-s0-fer2013-val.json \
       reports/training-vgg_small-s3tail-f050-s1.json:reports/curve/eval-vgg_small-s3tail-f050-s1-fer2013-val.json \
       reports/training-vgg_small-s3tail-f050-s0.json:reports/curve/eval-vgg_small-s3tail-f050-s0-fer2013-val.json \
@@ -46,6 +48,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/curve/e2e-vgg_small-half-refit-f1-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-stage4-half-f1-mtcnn-aligned-fold0.json \
       reports/curve/e2e-vgg_small-s3tail-f100-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f050-s1-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f050-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f025-s1-mtcnn-aligned-fold0.json \
       reports/curve/e2e-vgg_small-s3tail-f025-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f012-s1-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-s3tail-f012-s0-mtcnn-aligned-fold0.json reports/curve/e2e-vgg_small-stage3-mtcnn-aligned-fold0.json \
       reports/boot/e2e-vgg_small-boot07-refit-f0-mtcnn-aligned-fold1.json reports/boot/e2e-vgg_small-boot04-refit-f0-mtcnn-aligned-fold1.json \
@@ -84,6 +87,7 @@ The current reports/models.md:
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops4 --folds 4 --crop-margin 0.1 --detections-cache expw-mtcnn.npz" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0-align --folds 2 --crop-margin 0 --align" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-blazeface --folds 2 --crop-margin 0.1 --detector blazeface" \
+      "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-half --folds 2 --crop-margin 0.1 --detections-cache expw-mtcnn.npz --photo-fraction 0.5 --photo-seed 0" \
       --out reports/models.md
 """
 from __future__ import annotations
