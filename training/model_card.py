@@ -33,6 +33,15 @@ REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "expw_pho
               "detector", "detections_cache", "iou",
               "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
               "class_weight", "expw_label_trust", "fit_class_bias", "seed", "out")
+REFIT_DEFAULTS_LEFT_OUT = {"expw_label_trust": 1.0, "expw_photo_fraction": 1.0}   # options older runs did not have
+
+
+def _refit_option_given(key: str, args: dict) -> bool:
+    """Whether a refit's recorded option belongs in its command line (a photo seed only goes with a photo share)."""
+    value = args.get(key)
+    if value is None or value is False or REFIT_DEFAULTS_LEFT_OUT.get(key) == value:
+        return False
+    return key != "expw_photo_seed" or _refit_option_given("expw_photo_fraction", args)
 
 
 def train_command(args: dict) -> str:
@@ -40,10 +49,9 @@ def train_command(args: dict) -> str:
     if args.get("script") == REFIT_SCRIPT:
         parts = ["python", REFIT_SCRIPT]
         for key in REFIT_KEYS:
-            value = args.get(key)
-            if value is None or value is False or (key in ("expw_label_trust", "expw_photo_fraction") and value == 1.0) \
-                    or (key == "expw_photo_seed" and args.get("expw_photo_fraction", 1.0) == 1.0):
+            if not _refit_option_given(key, args):
                 continue
+            value = args[key]
             parts.append(f"--{key.replace('_', '-')}")
             if value is not True:
                 parts += [str(v) for v in value] if isinstance(value, list) else [str(value)]

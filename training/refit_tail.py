@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features: {len(main_data.y)} main faces, {len(expw_labels)} ExpW crops ({folds_text(args.expw_fold, args.folds)}), "
           f"each with its mirror image ({time.time() - t0:.0f}s)", flush=True)
 
+    expw_rows = slice(len(labels) - 2 * len(expw_labels), None)   # the ExpW crops and their mirrors come last
     targets = keras.utils.to_categorical(labels, NUM_CLASSES)
     if args.expw_label_trust < 1.0:
-        expw_rows = slice(len(labels) - 2 * len(expw_labels), None)
         teacher = tail.predict(features[expw_rows], batch_size=args.batch_size, verbose=0)
         targets[expw_rows] = bootstrap_targets(labels[expw_rows], teacher, args.expw_label_trust)
     tail.compile(keras.optimizers.Adam(args.lr), keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
@@ -202,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     history = tail.fit(features, targets, sample_weight=weights,
                        batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)
     if args.fit_class_bias:
-        expw_features = features[-2 * len(expw_labels):]
-        shift = fit_class_bias(tail.predict(expw_features, batch_size=args.batch_size, verbose=0),
-                               np.concatenate([expw_labels, expw_labels]))
+        shift = fit_class_bias(tail.predict(features[expw_rows], batch_size=args.batch_size, verbose=0), labels[expw_rows])
         output = tail.layers[-1]
         kernel, bias = output.get_weights()
         output.set_weights([kernel, bias + shift.astype(bias.dtype)])
