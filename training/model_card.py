@@ -32,8 +32,8 @@ REFIT_SCRIPT = "training/refit_tail.py"
 REFIT_KEYS = ("model", "data", "format", "expw", "expw_fold", "folds", "expw_photo_fraction", "expw_photo_seed",
               "detector", "detections_cache", "iou",
               "crop_margin", "expw_weight", "dropout_scale", "epochs", "batch_size", "lr", "label_smoothing",
-              "class_weight", "expw_label_trust", "fit_class_bias", "seed", "out")
-REFIT_DEFAULTS_LEFT_OUT = {"expw_label_trust": 1.0, "expw_photo_fraction": 1.0}   # options older runs did not have
+              "class_weight", "domain_weighting", "expw_label_trust", "fit_class_bias", "seed", "out")
+REFIT_DEFAULTS_LEFT_OUT = {"expw_label_trust": 1.0, "expw_photo_fraction": 1.0, "domain_weighting": 0.0}   # options older runs did not have
 
 
 def _refit_option_given(key: str, args: dict) -> bool:
@@ -58,9 +58,11 @@ def train_command(args: dict) -> str:
         return shlex.join(parts)
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
-                "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "seed", "init_from", "out"):
+                "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "domain_adversarial", "seed",
+                "init_from", "out"):
         value = args.get(key)
-        if (key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0)):
+        if ((key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0))
+                or (key == "domain_adversarial" and not value)):
             continue
         if isinstance(value, bool):
             parts += [f"--{key.replace('_', '-')}"] if value else []
@@ -83,12 +85,15 @@ def training_data(targs: dict) -> str:
         return (f"`{targs['data']}` + `{targs['expw']}` {folds_text(targs['expw_fold'], targs['folds'])} "
                 + (f"({share:g} of the photos, seed {targs.get('expw_photo_seed', 0)}) " if share < 1.0 else "")
                 + f"({targs['detector']} crops, aligned and not) x{targs['expw_weight']:g} loss weight; tail only"
+                + (f"; main faces weighted by their likeness to the ExpW faces (exponent {targs['domain_weighting']:g})"
+                   if targs.get("domain_weighting", 0.0) > 0 else "")
                 + (f"; ExpW targets {targs['expw_label_trust']:g} label, the rest the model's own prediction"
                    if targs.get("expw_label_trust", 1.0) < 1.0 else "")
                 + ("; class biases fitted to the ExpW faces" if targs.get("fit_class_bias") else ""))
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]
-    return " + ".join([f"`{targs['data']}`", *extra]) + ("; blur augmentation" if targs.get("blur_augment") else "")
+    return (" + ".join([f"`{targs['data']}`", *extra]) + ("; blur augmentation" if targs.get("blur_augment") else "")
+            + (f"; domain-adversarial head, loss weight {targs['domain_adversarial']:g}" if targs.get("domain_adversarial") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from fer_batch.labels import NUM_CLASSES  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
 from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
 from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
+from training.domain_weights import domain_weights  # noqa: E402
 from training.expw_crops import photo_fold, photo_kept  # noqa: E402
 from training.model_card import REFIT_SCRIPT, folds_text, train_command  # noqa: E402
 from training.train import _atomic_save, _atomic_write, _without_optimizer, class_weights  # noqa: E402
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="for the main data's class imbalance (the ExpW sample is balanced)")
+    p.add_argument("--domain-weighting", type=float, default=0.0, metavar="EXPONENT",
+                   help="weight each main-data face by (its odds of looking like the ExpW faces) ** EXPONENT, from a "
+                        "logistic classifier on the frozen features (0: off, 1: the full density ratio)")
     p.add_argument("--expw-label-trust", type=float, default=1.0,
                    help="soft bootstrapping for labels people read differently: an ExpW face's target is this share its "
                         "label and the rest the model's own prediction before the refit (1: the label alone)")
@@ -71,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--expw-photo-fraction must be above 0 and at most 1")
     if not 0.0 <= args.expw_label_trust <= 1.0:
         p.error("--expw-label-trust must be between 0 and 1")
+    if args.domain_weighting < 0:
+        p.error("--domain-weighting must be at least 0")
     if not all(0 <= k < args.folds for k in args.expw_fold):
         p.error(f"--expw-fold must be between 0 and {args.folds - 1} (--folds {args.folds})")
     return args
@@ -187,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     features = np.concatenate([with_mirrors(body, main_data.x), with_mirrors(body, expw_x)])
     labels = np.concatenate([main_data.y, main_data.y, expw_labels, expw_labels])
     main_weights = class_weights(main_data.y, args.class_weight, NUM_CLASSES)[main_data.y]
+    if args.domain_weighting > 0:
+        n_main = len(main_data.y)
+        shift = domain_weights(features[:n_main], features[2 * n_main:2 * n_main + len(expw_labels)],
+                               args.domain_weighting, seed=args.seed)
+        main_weights = main_weights * shift.weights
+        print(f"domain weights: effective sample {shift.effective_fraction:.3f} of the main faces; the classifier "
+              f"calls {shift.main_recognised:.3f} of the main faces it did not fit main", flush=True)
     weights = np.concatenate([main_weights, main_weights, np.full(2 * len(expw_labels), args.expw_weight)])
     weights = (weights / weights.mean()).astype(np.float32)
     print(f"features: {len(main_data.y)} main faces, {len(expw_labels)} ExpW crops ({folds_text(args.expw_fold, args.folds)}), "

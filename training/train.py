@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--blur-augment", action="store_true",
                    help="also soften each training face by a random amount (a Gaussian blur mixed in)")
+    p.add_argument("--domain-adversarial", type=float, default=0.0, metavar="LAMBDA",
+                   help="train a second head to tell --data faces from --extra-data faces through a gradient reversal, "
+                        "with this loss weight, so the features cannot tell them apart (0: off)")
     p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a better val accuracy (0: never)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
@@ -52,7 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (same --arch) with a fresh optimizer and schedule "
                         "(a warm restart of the cosine schedule)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.domain_adversarial < 0:
+        p.error("--domain-adversarial must be at least 0")
+    if args.domain_adversarial > 0 and not args.extra_data:
+        p.error("--domain-adversarial needs --extra-data: the faces of the second domain")
+    return args
 
 
 def class_weights(labels: np.ndarray, mode: str, num_classes: int) -> np.ndarray:
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fer_batch.labels import LABELS, NUM_CLASSES
     from training.augment import augment_batch
+    from training.domain_adversarial import (DOMAIN, EXPRESSION, domain_sample_weights, expression_network,
+                                             with_domain_head)
     from training.models import build
 
     keras.utils.set_random_seed(args.seed)
@@ -83,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     last_path, state_path = ckpt_dir / "last.keras", ckpt_dir / "state.json"
 
     state = {"epoch": 0, "best_val_accuracy": -1.0, "history": []}
+    adversarial = args.domain_adversarial > 0
     if args.resume:
         if not last_path.exists():
             print(f"--resume: no checkpoint at {last_path}", file=sys.stderr)
             return 2
-        model = keras.models.load_model(last_path, safe_mode=True)
+        trainer = keras.models.load_model(last_path, safe_mode=True)
+        model = expression_network(trainer, args.arch) if adversarial else trainer
         state = json.loads(state_path.read_text())
         print(f"resuming after epoch {state['epoch']} (best val accuracy {state['best_val_accuracy']:.4f})")
     else:
@@ -95,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.init_from:
             model.set_weights(keras.models.load_model(args.init_from, safe_mode=True, compile=False).get_weights())
             print(f"starting from the weights of {args.init_from}")
+        trainer = with_domain_head(model) if adversarial else model
     size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
 
     t0 = time.time()
     train = load_dataset(args.data, args.format, size, channels, args.usage, args.min_confidence)
-    xs, ys = [train.x], [train.y]
+    xs, ys, domains = [train.x], [train.y], [np.zeros(len(train.y), np.float32)]
     for spec in args.extra_data:
         path, _, fmt = spec.rpartition(":")
         extra = load_dataset(path, fmt, size, channels, None, args.min_confidence)
         xs.append(np.repeat(extra.x, args.extra_repeat, axis=0))
         ys.append(np.repeat(extra.y, args.extra_repeat, axis=0))
-    x_train, y_train = np.concatenate(xs), np.concatenate(ys)
+        domains.append(np.ones(len(extra.y) * args.extra_repeat, np.float32))
+    x_train, y_train, d_train = np.concatenate(xs), np.concatenate(ys), np.concatenate(domains)
     val = load_dataset(args.val_data, args.val_format or args.format, size, channels, args.val_usage, args.min_confidence)
     print(f"loaded {len(y_train)} training and {len(val.y)} validation faces in {time.time() - t0:.0f}s; "
           f"train counts {dict(zip(LABELS, np.bincount(y_train, minlength=NUM_CLASSES).tolist()))}")
@@ -116,30 +130,44 @@ def main(argv: list[str] | None = None) -> int:
         schedule = keras.optimizers.schedules.CosineDecay(
             args.lr * 0.1, decay_steps=steps_per_epoch * args.epochs, warmup_target=args.lr,
             warmup_steps=steps_per_epoch)
-        model.compile(optimizer=keras.optimizers.Adam(schedule),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-                      metrics=["accuracy"])
+        expression_loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
+        if adversarial:
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule),
+                            loss={EXPRESSION: expression_loss, DOMAIN: keras.losses.BinaryCrossentropy()},
+                            loss_weights={EXPRESSION: 1.0, DOMAIN: args.domain_adversarial},
+                            metrics={EXPRESSION: ["accuracy"]})
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(schedule), loss=expression_loss, metrics=["accuracy"])
+    d_weights = domain_sample_weights(d_train) if adversarial else d_train
 
     def train_epoch(epoch: int) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train, d_train, d_weights))
         ds = ds.shuffle(len(y_train), seed=args.seed + epoch).batch(args.batch_size)
         ds = ds.enumerate().map(lambda i, xy: _prepare(i, xy, epoch), num_parallel_calls=1)
         return ds.prefetch(2)
 
-    def _prepare(i, xy, epoch):
-        x, y = xy
+    def _prepare(i, xyd, epoch):
+        x, y, d, dw = xyd
         if not args.no_augment:
             x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]), blur=args.blur_augment)
+        if adversarial:
+            return x, {EXPRESSION: tf.one_hot(y, NUM_CLASSES), DOMAIN: d[:, None]}, {EXPRESSION: tf.gather(weights, y), DOMAIN: dw}
         return x, tf.one_hot(y, NUM_CLASSES), tf.gather(weights, y)
 
-    val_ds = tf.data.Dataset.from_tensor_slices((val.x, tf.one_hot(val.y, NUM_CLASSES))).batch(256)
+    val_y = tf.one_hot(val.y, NUM_CLASSES)
+    val_ds = tf.data.Dataset.from_tensor_slices(
+        (val.x, {EXPRESSION: val_y, DOMAIN: np.zeros((len(val.y), 1), np.float32)} if adversarial else val_y)).batch(256)
     patience_left = args.patience
     for epoch in range(state["epoch"], args.epochs):
         t = time.time()
-        hist = model.fit(train_epoch(epoch), epochs=1, verbose=0)
-        val_loss, val_acc = model.evaluate(val_ds, verbose=0)
-        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][0]), "accuracy": float(hist.history["accuracy"][0]),
+        fitted = {key: float(values[0]) for key, values in trainer.fit(train_epoch(epoch), epochs=1, verbose=0).history.items()}
+        scores = trainer.evaluate(val_ds, verbose=0, return_dict=True)
+        prefix = f"{EXPRESSION}_" if adversarial else ""
+        val_loss, val_acc = scores[prefix + "loss"], scores[prefix + "accuracy"]
+        row = {"epoch": epoch + 1, "loss": fitted[prefix + "loss"], "accuracy": fitted[prefix + "accuracy"],
                "val_loss": float(val_loss), "val_accuracy": float(val_acc), "seconds": round(time.time() - t, 1)}
+        if adversarial:
+            row["domain_loss"] = fitted[f"{DOMAIN}_loss"]   # ln 2 = 0.693 when the head cannot tell the domains apart
         state["history"].append(row)
         improved = val_acc > state["best_val_accuracy"]
         if improved:
@@ -151,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             patience_left -= 1
         state["epoch"] = epoch + 1
         state["args"] = vars(args)
-        _atomic_save(model, last_path)
+        _atomic_save(trainer, last_path)
         _atomic_write(state_path, json.dumps(state, indent=1))
         print(f"epoch {epoch + 1}/{args.epochs} loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
-              f"val_loss {val_loss:.4f} val_acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.0f}s)", flush=True)
+              f"val_loss {val_loss:.4f} val_acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.0f}s)"
+              + (f" domain_loss {row['domain_loss']:.4f}" if adversarial else ""), flush=True)
         if args.patience and patience_left <= 0:
             print(f"early stop: no better val accuracy for {args.patience} epochs")
             break
