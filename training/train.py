@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                             metrics={EXPRESSION: ["accuracy"]})
         else:
             model.compile(optimizer=keras.optimizers.Adam(schedule), loss=expression_loss, metrics=["accuracy"])
-    d_weights = domain_sample_weights(d_train) if adversarial else d_train
+    d_weights = domain_sample_weights(d_train) if adversarial else np.ones_like(d_train)   # unused without the head
 
     def train_epoch(epoch: int) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices((x_train, y_train, d_train, d_weights))
