@@ -3,6 +3,7 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-stage4-dann03-f1.json:reports/dann/eval-vgg_small-stage4-dann03-f1-fer2013-val.json \
       reports/training-vgg_small-dann03-refit-f0.json:reports/dann/eval-vgg_small-dann03-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-dann03-f0.json:reports/dann/eval-vgg_small-stage4-dann03-f0-fer2013-val.json \
       reports/training-vgg_small-dw10-refit-f0.json:reports/dw/eval-vgg_small-dw10-refit-f0-fer2013-val.json \
@@ -52,6 +53,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/dann/e2e-vgg_small-stage4-dann03-f1-mtcnn-aligned-fold0.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f0-mtcnn-aligned-fold1.json reports/dann/e2e-vgg_small-dann03-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-expw-f0-rebuilt-mtcnn-aligned-fold1.json \
       reports/dw/e2e-vgg_small-dw05-refit-f0-mtcnn-aligned-fold1.json reports/dw/e2e-vgg_small-dw10-refit-f0-mtcnn-aligned-fold1.json \
