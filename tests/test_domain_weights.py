@@ -1,7 +1,6 @@
 """Covariate-shift weights for the main-data faces of the tail refit (training/domain_weights.py)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -59,22 +58,13 @@ def test_domain_weights_refuse_what_they_cannot_do():
 
 
 def test_refit_with_domain_weights_trains_a_different_tail_and_records_it(base_model, expw_scenes, tmp_path, capsys):  # noqa: F811
-    import keras
-
-    from test_training import _write_class_folders
+    from test_refit_tail import refit_without_and_with
     from training.model_card import training_data
     from training.refit_tail import main
 
-    _write_class_folders(tmp_path / "train", per_class=4, seed=1)
-    common = ["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
-              "--expw-fold", "1", "--epochs", "2", "--lr", "0.01", "--batch-size", "16"]
-    plain, weighted = tmp_path / "plain.keras", tmp_path / "weighted.keras"
-    assert main(common + ["--out", str(plain)]) == 0
-    assert main(common + ["--domain-weighting", "1", "--out", str(weighted)]) == 0
+    common, differ, states = refit_without_and_with(["--domain-weighting", "1"], base_model, expw_scenes, tmp_path)
     assert "domain weights: effective sample" in capsys.readouterr().out
-    a, b = (keras.models.load_model(p, compile=False, safe_mode=True) for p in (plain, weighted))
-    assert any(not np.array_equal(w1, w2) for w1, w2 in zip(a.get_weights(), b.get_weights()))
-    states = [json.loads((p.with_suffix(".ckpt") / "state.json").read_text()) for p in (plain, weighted)]
+    assert differ
     assert "--domain-weighting" not in states[0]["command"] and "--domain-weighting 1.0" in states[1]["command"]
     assert "exponent 1" in training_data(states[1]["args"]) and "likeness" not in training_data(states[0]["args"])
     with pytest.raises(SystemExit):

@@ -169,22 +169,32 @@ def test_bootstrap_targets_mix_the_label_with_the_teacher():
     np.testing.assert_allclose(mixed[np.arange(50), labels], 0.6 + 0.4 * teacher[np.arange(50), labels], atol=1e-6)
 
 
-def test_refit_with_bootstrapped_expw_targets_trains_a_different_tail(base_model, expw_scenes, tmp_path):  # noqa: F811
+def refit_without_and_with(option: list[str], base_model: Path, expw_scenes: Path, tmp_path: Path):
+    """The same small refit run twice, without and with `option`: (the runner's arguments but --out, whether the two
+    tails differ, the two runs' recorded states)."""
     import keras
 
     from test_training import _write_class_folders
-    from training.model_card import training_data
     from training.refit_tail import main
 
     _write_class_folders(tmp_path / "train", per_class=4, seed=1)
     common = ["--model", str(base_model), "--data", str(tmp_path / "train"), "--expw", str(expw_scenes),
               "--expw-fold", "1", "--epochs", "2", "--lr", "0.01", "--batch-size", "16"]
-    hard, soft = tmp_path / "hard.keras", tmp_path / "soft.keras"
-    assert main(common + ["--out", str(hard)]) == 0
-    assert main(common + ["--expw-label-trust", "0.3", "--out", str(soft)]) == 0
-    a, b = (keras.models.load_model(p, compile=False, safe_mode=True) for p in (hard, soft))
-    assert any(not np.array_equal(w1, w2) for w1, w2 in zip(a.get_weights(), b.get_weights()))
-    states = [json.loads((p.with_suffix(".ckpt") / "state.json").read_text()) for p in (hard, soft)]
+    plain, changed = tmp_path / "plain.keras", tmp_path / "changed.keras"
+    assert main(common + ["--out", str(plain)]) == 0
+    assert main(common + option + ["--out", str(changed)]) == 0
+    a, b = (keras.models.load_model(p, compile=False, safe_mode=True) for p in (plain, changed))
+    differ = any(not np.array_equal(w1, w2) for w1, w2 in zip(a.get_weights(), b.get_weights()))
+    states = [json.loads((p.with_suffix(".ckpt") / "state.json").read_text()) for p in (plain, changed)]
+    return common, differ, states
+
+
+def test_refit_with_bootstrapped_expw_targets_trains_a_different_tail(base_model, expw_scenes, tmp_path):  # noqa: F811
+    from training.model_card import training_data
+    from training.refit_tail import main
+
+    common, differ, states = refit_without_and_with(["--expw-label-trust", "0.3"], base_model, expw_scenes, tmp_path)
+    assert differ
     assert "--expw-label-trust" not in states[0]["command"] and "--expw-label-trust 0.3" in states[1]["command"]
     assert "0.3 label" in training_data(states[1]["args"]) and "label," not in training_data(states[0]["args"])
     with pytest.raises(SystemExit):
