@@ -18,7 +18,7 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Facial-expression analytics for folders of videos and photos.")
 
 DetectorName = Enum("DetectorName", {name: name for name in DETECTORS}, type=str)
