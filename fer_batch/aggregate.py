@@ -1,4 +1,4 @@
-"""Per-frame results -> the per-frame DataFrame, the per-input summary, and display smoothing."""
+"""Per-frame results -> the per-frame DataFrame, the per-input and per-track summaries, and display smoothing."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -13,9 +13,14 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "source", "frame", "time_s", "face", "track_id", "x", "y", "w", "h", "det_score",
     *LABELS, "expression", "confidence",
 )
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "dominant_expression", *(f"share_{label}" for label in LABELS), *(f"mean_{label}" for label in LABELS),
+)
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "source", "kind", "frames_analysed", "duration_s", "faces", "tracks", "dominant_expression",
-    *(f"share_{label}" for label in LABELS), *(f"mean_{label}" for label in LABELS),
+    "source", "kind", "frames_analysed", "duration_s", "faces", "tracks", *PROFILE_COLUMNS,
+)
+TRACK_COLUMNS: tuple[str, ...] = (
+    "source", "track_id", "first_frame", "last_frame", "start_s", "end_s", "faces", *PROFILE_COLUMNS,
 )
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "reason")
 SKIPPED_COLUMNS: tuple[str, ...] = ("path", "reason")
@@ -74,13 +79,38 @@ def summarise(source: str, kind: str, frames: pd.DataFrame, duration_s: float | 
         "tracks": int(faces["track_id"].nunique()) if kind == "video" else int(len(faces)),
     }
     if len(faces):
-        shares = faces["expression"].value_counts(normalize=True)
-        means = faces[list(LABELS)].mean()
-        row["dominant_expression"] = LABELS[int(np.argmax([shares.get(label, 0.0) for label in LABELS]))]
-        for label in LABELS:
-            row[f"share_{label}"] = round(float(shares.get(label, 0.0)), 5)
-            row[f"mean_{label}"] = round(float(means[label]), 5)
+        row.update(expression_profile(faces))
     return row
+
+
+def expression_profile(faces: pd.DataFrame) -> dict:
+    """Of some face rows: the most frequent expression, each expression's share of the rows and mean probability."""
+    shares = faces["expression"].value_counts(normalize=True)
+    means = faces[list(LABELS)].mean()
+    profile: dict = {"dominant_expression": LABELS[int(np.argmax([shares.get(label, 0.0) for label in LABELS]))]}
+    profile.update({f"share_{label}": round(float(shares.get(label, 0.0)), 5) for label in LABELS})
+    profile.update({f"mean_{label}": round(float(means[label]), 5) for label in LABELS})
+    return profile
+
+
+def track_summary(frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per person (track) per video, in input order and then by track id."""
+    tracked = frames[frames["track_id"].notna() & frames["face"].notna()]
+    position = {source: i for i, source in enumerate(pd.unique(frames["source"]))}
+    rows = []
+    for (source, track_id), part in tracked.groupby(["source", "track_id"], sort=False):
+        rows.append({"source": source, "track_id": int(track_id), "first_frame": int(part["frame"].min()),
+                     "last_frame": int(part["frame"].max()), "start_s": _rounded(part["time_s"].min()),
+                     "end_s": _rounded(part["time_s"].max()), "faces": int(len(part)), **expression_profile(part)})
+    rows.sort(key=lambda row: (position[row["source"]], row["track_id"]))
+    df = pd.DataFrame(rows, columns=list(TRACK_COLUMNS))
+    for col in ("track_id", "first_frame", "last_frame", "faces"):
+        df[col] = pd.to_numeric(df[col]).astype("Int64")
+    return df
+
+
+def _rounded(seconds: float) -> float | None:
+    return None if pd.isna(seconds) else round(float(seconds), 3)
 
 
 def summary_dataframe(rows: Sequence[dict]) -> pd.DataFrame:

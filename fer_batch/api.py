@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fer_batch.aggregate import (ERROR_COLUMNS, SKIPPED_COLUMNS, frames_dataframe, normalise_frame_types,
-                                 summarise, summary_dataframe)
+                                 summarise, summary_dataframe, track_summary)
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import InputFile, walk_inputs
@@ -20,7 +20,8 @@ from fer_batch.types import InputError, SkippedFile
 
 @dataclass
 class Analysis:
-    """The results of one batch: per-frame rows, one summary row per input, errors and skipped files."""
+    """The results of one batch: per-frame rows, one summary row per input, errors and skipped files
+    (and, derived from the rows, one summary row per person tracked in a video: `tracks`)."""
 
     frames: pd.DataFrame
     summary: pd.DataFrame
@@ -33,6 +34,10 @@ class Analysis:
     @property
     def ok(self) -> bool:
         return self.errors.empty
+
+    @property
+    def tracks(self) -> pd.DataFrame:
+        return track_summary(self.frames)
 
     def write_csvs(self, csv_dir: str | os.PathLike) -> None:
         from fer_batch.outputs import write_all_csvs

@@ -120,7 +120,7 @@ def analyze(
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for and "
                                           "uses for TensorFlow when it has no GPU."),
 ) -> None:
-    """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, errors.csv and an HTML report."""
+    """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, tracks.csv, errors.csv and an HTML report."""
     from fer_batch.options import FAST_SETTINGS, AnalyzeOptions
 
     if fast:

@@ -1,4 +1,5 @@
-"""CSV outputs of a batch: per-frame CSVs (one per video, one per folder of images), summary.csv, errors.csv, skipped.csv."""
+"""CSV outputs of a batch: per-frame CSVs (one per video, one per folder of images), summary.csv, tracks.csv,
+errors.csv, skipped.csv."""
 from __future__ import annotations
 
 import os
@@ -43,9 +44,7 @@ class IncrementalCsvWriter:
 
     def finish(self, analysis) -> None:
         self._flush_group()
-        write_csv(self.csv_dir / "summary.csv", analysis.summary)
-        write_csv(self.csv_dir / "errors.csv", analysis.errors)
-        write_csv(self.csv_dir / "skipped.csv", analysis.skipped)
+        write_batch_tables(analysis, self.csv_dir)
 
 
 def write_all_csvs(analysis, csv_dir: str | os.PathLike) -> None:
@@ -55,6 +54,12 @@ def write_all_csvs(analysis, csv_dir: str | os.PathLike) -> None:
     for group, part in frames.groupby(frames["source"].map(analysis.groups), sort=False):
         first = part["source"].iloc[0]
         write_csv(per_frame_csv_path(csv_dir, group, analysis.kinds[first]), part)
+    write_batch_tables(analysis, csv_dir)
+
+
+def write_batch_tables(analysis, csv_dir: Path) -> None:
+    """The tables of the whole batch: summary.csv, tracks.csv, errors.csv, skipped.csv."""
     write_csv(csv_dir / "summary.csv", analysis.summary)
+    write_csv(csv_dir / "tracks.csv", analysis.tracks)
     write_csv(csv_dir / "errors.csv", analysis.errors)
     write_csv(csv_dir / "skipped.csv", analysis.skipped)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_batch.aggregate import FRAME_COLUMNS, SUMMARY_COLUMNS
+from fer_batch.aggregate import FRAME_COLUMNS, SUMMARY_COLUMNS, TRACK_COLUMNS
 from fer_batch.labels import LABELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,6 +130,24 @@ def test_csvs_written_per_video_and_per_image_folder(analysis, batch):
     summary = pd.read_csv(csv / "summary.csv")
     assert len(summary) == 5
     assert (out / "report.html").stat().st_size > 100_000
+
+
+def test_tracks_csv_has_a_row_per_person_per_video(analysis, batch):
+    result, out = analysis
+    tracks = pd.read_csv(out / "csv" / "tracks.csv")
+    assert list(tracks.columns) == list(TRACK_COLUMNS)
+    moving = os.path.join(str(batch), "videos", "moving.mp4")
+    assert set(tracks["source"]) == {moving}  # the blank video has no face, photos have no tracks
+    summary = result.summary.set_index("source")
+    assert len(tracks) == summary.loc[moving, "tracks"] >= 2  # the face leaves for 1 s and comes back
+    rows = result.frames[result.frames["source"] == moving]
+    for _, track in tracks.iterrows():
+        own = rows[rows["track_id"] == track["track_id"]]
+        assert track["faces"] == len(own)
+        assert (track["first_frame"], track["last_frame"]) == (own["frame"].min(), own["frame"].max())
+        assert track["dominant_expression"] in own["expression"].mode().tolist()
+    before, after = tracks.iloc[0], tracks.iloc[-1]
+    assert before["end_s"] < 1.0 <= 2.0 <= after["start_s"]
 
 
 def test_results_are_deterministic(analysis, batch, tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_batch.aggregate import ERROR_COLUMNS, FRAME_COLUMNS, SKIPPED_COLUMNS, SUMMARY_COLUMNS
+from fer_batch.aggregate import ERROR_COLUMNS, FRAME_COLUMNS, SKIPPED_COLUMNS, SUMMARY_COLUMNS, TRACK_COLUMNS
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import walk_inputs
@@ -24,7 +24,8 @@ from fer_batch.types import Faces, FrameResult, InputError
 from test_bad_inputs import ENV, face_frames, face_photo, read_csvs, run_cli, write_video
 
 OPTIONS = ["--detector", "haar", "--fps", "5"]  # the light detector: these runs are about files, not faces
-CSV_HEADERS = {"summary.csv": SUMMARY_COLUMNS, "errors.csv": ERROR_COLUMNS, "skipped.csv": SKIPPED_COLUMNS}
+CSV_HEADERS = {"summary.csv": SUMMARY_COLUMNS, "tracks.csv": TRACK_COLUMNS, "errors.csv": ERROR_COLUMNS,
+               "skipped.csv": SKIPPED_COLUMNS}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_same_inputs_and_options_give_identical_csv_bytes(inputs, clean, tmp_pat
     again = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "again.html"), str(inputs))
     assert again.returncode == 1, again.stderr
     first, second = read_csvs(clean), read_csvs(tmp_path / "again_csv")
-    assert len(first) == 7 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 3 tables
+    assert len(first) == 8 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 4 tables
 
 
 # -- the journal on its own ----------------------------------------------------------------------------
