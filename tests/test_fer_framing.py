@@ -57,3 +57,26 @@ def test_main_writes_the_report(astronaut_face, tmp_path) -> None:
     assert (result["faces"], result["found"]) == (3, 2)
     assert result["side"]["p10"] < result["side"]["p90"]
     assert "fer_framing.py --data" in (tmp_path / "out" / "framing.md").read_text()
+
+
+def test_write_crops_reframes_faces_as_the_pipeline_cuts_them(astronaut_face, tmp_path) -> None:
+    image, box = astronaut_face
+    (tmp_path / "data" / "happy").mkdir(parents=True)
+    (tmp_path / "data" / "sad").mkdir()
+    wide_turned = face_frame(image, box, 1.5, turn=12.0)
+    blank = np.full((48, 48), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "data" / "happy" / "0.png"), wide_turned)
+    cv2.imwrite(str(tmp_path / "data" / "sad" / "0.jpg"), blank)
+    assert main(["--data", str(tmp_path / "data"), "--write-crops", str(tmp_path / "crops")]) == 0
+    reframed = cv2.imread(str(tmp_path / "crops" / "happy" / "0.png"), cv2.IMREAD_UNCHANGED)
+    assert reframed.shape == (48, 48)
+    before, after = framing([wide_turned, reframed])
+    assert abs(before["side"] - 1 / 1.5) < 0.1 and abs(after["side"] - 1.0) < 0.15  # now framed on the box
+    assert abs(after["tilt"]) < abs(before["tilt"]) - 6.0  # and levelled
+    kept = cv2.imread(str(tmp_path / "crops" / "sad" / "0.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(kept, cv2.imread(str(tmp_path / "data" / "sad" / "0.jpg"), cv2.IMREAD_GRAYSCALE))
+
+
+def test_main_asks_for_one_output(tmp_path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path)])

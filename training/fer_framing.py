@@ -1,12 +1,17 @@
 """How FER2013's framing of a face compares with the crop `fer-batch analyze` cuts: the detector run on FER2013 faces.
 
     python training/fer_framing.py --data ../shared/data/fer2013/train --faces 2000 --out reports/framing
+    python training/fer_framing.py --data ../shared/data/fer2013/train --write-crops ../fer2013-reframed/train
 
 At run time the classifier sees the square on the detector's box, turned so the eyes are level; it was trained on
 FER2013's own 48x48 frames. Each sampled face (seeded) is scaled up 4 times, its edges repeated on every side so a
 box may reach past the frame, and given to the detector; its largest face's box and eyes are mapped back to the
 48x48 frame. Where the square on that box has the frame's size and centre, the run-time crop shows a face as
 FER2013 does; the eye tilt is what the run-time alignment takes out.
+
+With `--write-crops DIR` every face is instead written to DIR (the same class folders) as the run-time crop of it:
+the aligned square on the detector's box, back at the face's own size; a face the detector misses is written as it
+is. That is a training set framed exactly as `fer-batch analyze` frames faces.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import argparse
 import json
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_batch.crops import eye_angle  # noqa: E402
+from fer_batch.crops import aligned_crop, eye_angle  # noqa: E402
 from fer_batch.detect import create_detector  # noqa: E402
 from training.datasets import load_folders  # noqa: E402
 
@@ -39,35 +45,58 @@ def detector_view(face: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
 
 
-def framing(faces: list[np.ndarray], detector_name: str = "mtcnn", batch: int = 32) -> list[dict[str, float] | None]:
-    """Per face, in units of its own frame side: the run-time square's side and centre offset, the eye line's
-    height in that square, the eye distance; and the eye tilt in degrees. None where nothing is found."""
+def detected_faces(faces: list[np.ndarray], detector_name: str = "mtcnn", batch: int = 32
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """Per face: the face, the detector's view of it, and the largest found face's box and landmarks in that
+    view's pixels (None, None where nothing is found)."""
     detector = create_detector(detector_name, min_face=8)
-    results: list[dict[str, float] | None] = []
     for start in range(0, len(faces), batch):
         chunk = faces[start:start + batch]
         views = [detector_view(face) for face in chunk]
         for face, view, found in zip(chunk, views, detector.detect(views)):
             if len(found.boxes) == 0 or found.landmarks is None:
-                results.append(None)
+                yield face, view, None, None
                 continue
             sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
             i = int(np.argmax(sides))
-            pad = (view.shape[0] - face.shape[0] * UPSCALE) / 2.0
-            x1, y1, x2, y2 = (found.boxes[i] - pad) / UPSCALE
-            eyes = (found.landmarks[i][:2] - pad) / UPSCALE
-            frame = float(face.shape[0])
-            side = max(x2 - x1, y2 - y1)
-            top = (y1 + y2) / 2.0 - side / 2.0
-            results.append({
-                "side": side / frame,
-                "dx": ((x1 + x2) / 2.0 - frame / 2.0) / frame,
-                "dy": ((y1 + y2) / 2.0 - frame / 2.0) / frame,
-                "eye_height": (float(eyes[:, 1].mean()) - top) / side,
-                "eye_distance": float(np.linalg.norm(eyes[1] - eyes[0])) / frame,
-                "tilt": eye_angle(found.landmarks[i]),
-            })
+            yield face, view, found.boxes[i], found.landmarks[i]
+
+
+def framing(faces: list[np.ndarray], detector_name: str = "mtcnn") -> list[dict[str, float] | None]:
+    """Per face, in units of its own frame side: the run-time square's side and centre offset, the eye line's
+    height in that square, the eye distance; and the eye tilt in degrees. None where nothing is found."""
+    results: list[dict[str, float] | None] = []
+    for face, view, box, landmarks in detected_faces(faces, detector_name):
+        if box is None:
+            results.append(None)
+            continue
+        pad = (view.shape[0] - face.shape[0] * UPSCALE) / 2.0
+        x1, y1, x2, y2 = (box - pad) / UPSCALE
+        eyes = (landmarks[:2] - pad) / UPSCALE
+        frame = float(face.shape[0])
+        side = max(x2 - x1, y2 - y1)
+        top = (y1 + y2) / 2.0 - side / 2.0
+        results.append({
+            "side": side / frame,
+            "dx": ((x1 + x2) / 2.0 - frame / 2.0) / frame,
+            "dy": ((y1 + y2) / 2.0 - frame / 2.0) / frame,
+            "eye_height": (float(eyes[:, 1].mean()) - top) / side,
+            "eye_distance": float(np.linalg.norm(eyes[1] - eyes[0])) / frame,
+            "tilt": eye_angle(landmarks),
+        })
     return results
+
+
+def runtime_crops(faces: list[np.ndarray], detector_name: str = "mtcnn") -> Iterator[tuple[np.ndarray, bool]]:
+    """Each face as `fer-batch analyze` would cut it (gray, at the face's own size), and whether it was found;
+    a face the detector misses comes back as it is."""
+    for face, view, box, landmarks in detected_faces(faces, detector_name):
+        gray = face if face.ndim == 2 else cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+        if box is None:
+            yield gray, False
+            continue
+        crop = cv2.cvtColor(aligned_crop(view, box, landmarks), cv2.COLOR_BGR2GRAY)
+        yield cv2.resize(crop, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_AREA), True
 
 
 def summary(rows: list[dict[str, float] | None]) -> dict[str, object]:
@@ -115,10 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=2000, help="how many faces to sample (seeded)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detector", default="mtcnn")
-    parser.add_argument("--out", required=True, help="folder for framing.md and framing.json")
+    parser.add_argument("--out", help="folder for framing.md and framing.json")
+    parser.add_argument("--write-crops", type=Path, metavar="DIR",
+                        help="instead, write every face as the run-time crop of it to DIR (class folders)")
     args = parser.parse_args(argv)
+    if (args.out is None) == (args.write_crops is None):
+        parser.error("give one of --out and --write-crops")
 
     faces = load_folders(args.data)
+    if args.write_crops is not None:
+        found = 0
+        for name, (crop, was_found) in zip(faces.names, runtime_crops(faces.images, args.detector)):
+            target = args.write_crops / Path(name).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(target), crop)
+            found += was_found
+        print(f"{len(faces.names)} faces written to {args.write_crops}, {found} re-framed on the detector's box")
+        return 0
     order = sorted(range(len(faces.images)), key=lambda i: faces.names[i])
     chosen = sorted(random.Random(args.seed).sample(order, min(args.faces, len(order))))
     result = summary(framing([faces.images[i] for i in chosen], args.detector))
