@@ -3,6 +3,7 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-reframed-refit-f0.json:reports/reframe/eval-vgg_small-reframed-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-dann03-f1.json:reports/dann/eval-vgg_small-stage4-dann03-f1-fer2013-val.json \
       reports/training-vgg_small-dann03-refit-f0.json:reports/dann/eval-vgg_small-dann03-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-dann03-f0.json:reports/dann/eval-vgg_small-stage4-dann03-f0-fer2013-val.json \
@@ -53,6 +54,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/reframe/e2e-vgg_small-reframed-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f1-mtcnn-aligned-fold0.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f0-mtcnn-aligned-fold1.json reports/dann/e2e-vgg_small-dann03-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-expw-f0-rebuilt-mtcnn-aligned-fold1.json \
@@ -97,6 +99,7 @@ The current reports/models.md:
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-m0-align --folds 2 --crop-margin 0 --align" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-blazeface --folds 2 --crop-margin 0.1 --detector blazeface" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-half --folds 2 --crop-margin 0.1 --detections-cache expw-mtcnn.npz --photo-fraction 0.5 --photo-seed 0" \
+      "python training/fer_framing.py --data ../shared/data/fer2013/train --write-crops ../fer2013-reframed/train" \
       --out reports/models.md
 """
 from __future__ import annotations
