@@ -3,6 +3,8 @@
 The current reports/models.md:
 
     python training/models_table.py --runs \
+      reports/training-vgg_small-reframed-s4-refit-f0.json:reports/reframe/eval-vgg_small-reframed-s4-refit-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-reframed-f0.json:reports/reframe/eval-vgg_small-stage4-reframed-f0-fer2013-val.json \
       reports/training-vgg_small-reframed-refit-f0.json:reports/reframe/eval-vgg_small-reframed-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-dann03-f1.json:reports/dann/eval-vgg_small-stage4-dann03-f1-fer2013-val.json \
       reports/training-vgg_small-dann03-refit-f0.json:reports/dann/eval-vgg_small-dann03-refit-f0-fer2013-val.json \
@@ -55,6 +57,7 @@ The current reports/models.md:
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
       reports/reframe/e2e-vgg_small-reframed-refit-f0-mtcnn-aligned-fold1.json \
+      reports/reframe/e2e-vgg_small-stage4-reframed-f0-mtcnn-aligned-fold1.json reports/reframe/e2e-vgg_small-reframed-s4-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f1-mtcnn-aligned-fold0.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f0-mtcnn-aligned-fold1.json reports/dann/e2e-vgg_small-dann03-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-expw-f0-rebuilt-mtcnn-aligned-fold1.json \
