@@ -6,19 +6,17 @@ import json
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 from fer_batch.detect import create_detector
 from training.fer_framing import framing, main
 
 
 @pytest.fixture(scope="module")
-def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
+def astronaut_face(astronaut_bgr) -> tuple[np.ndarray, np.ndarray]:
     """The astronaut photo (BGR) and MTCNN's box on her face."""
-    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    faces = create_detector("mtcnn").detect([image])[0]
+    faces = create_detector("mtcnn").detect([astronaut_bgr])[0]
     assert len(faces.boxes) == 1
-    return image, faces.boxes[0]
+    return astronaut_bgr, faces.boxes[0]
 
 
 def face_frame(image: np.ndarray, box: np.ndarray, zoom_out: float, turn: float = 0.0) -> np.ndarray:
