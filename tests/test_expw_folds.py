@@ -112,6 +112,12 @@ def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(e
     found = faces[faces["found"] == 1]
     assert len(faces) == PHOTOS and len(found) == first["found_faces"] and set(found["predicted"]) <= set(LABELS)
     assert (found["predicted"] == found["label"]).mean() == pytest.approx(first["accuracy"])
+    probs = found[[f"p_{label}" for label in LABELS]].astype(float).to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert list(found["predicted"]) == [LABELS[i] for i in probs.argmax(axis=1)]
+    assert np.allclose(found["confidence"].astype(float), probs.max(axis=1), atol=1e-6)
+    assert (found["box_side"].astype(float) >= 20).all()                  # the detector's --min-face default
+    assert (faces.loc[faces["found"] == 0, ["box_side", "confidence"]] == "").all().all()
     with np.load(cache) as stored:
         boxes = [k for k in stored.files if k != "__key__" and not k.startswith(LANDMARKS)]
         assert len(boxes) == PHOTOS and all(stored[LANDMARKS + k].shape == (len(stored[k]), 5, 2) for k in boxes)

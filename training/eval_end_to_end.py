@@ -146,16 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         labelled += len(labels)
         hits = [(i, di) for i, di in enumerate(matches) if di is not None]
         found += len(hits)
-        predicted: dict[int, int] = {}
+        probs_of: dict[int, np.ndarray] = {}
+        side_of: dict[int, float] = {}
         if hits:
             picked = [di for _, di in hits]
             crops = crop_faces(image, detected[picked], args.crop_margin, aligned_landmarks(faces, picked, args.align))
             classifier = classifiers[photo_fold(name, args.folds)] if args.fold_models else classifiers[0]
-            predicted = dict(zip((i for i, _ in hits), np.argmax(classifier.predict(crops), axis=1).tolist()))
-            truths.extend(labels[i] for i in predicted)
-            preds.extend(predicted.values())
-        face_rows.extend({"photo": name, "face": i, "label": LABELS[lab], "found": i in predicted,
-                          "predicted": LABELS[predicted[i]] if i in predicted else ""} for i, lab in enumerate(labels))
+            probs_of = dict(zip((i for i, _ in hits), classifier.predict(crops)))
+            side_of = {i: box_side(detected[di]) for i, di in hits}
+            truths.extend(labels[i] for i in probs_of)
+            preds.extend(int(np.argmax(p)) for p in probs_of.values())
+        face_rows.extend(face_row(name, i, lab, probs_of.get(i), side_of.get(i)) for i, lab in enumerate(labels))
     seconds = time.time() - t0
     cache.save()
     detections_cached = detector is None
@@ -209,13 +210,35 @@ def aligned_landmarks(faces: Faces, picked: list[int], align: bool) -> np.ndarra
     return faces.landmarks[picked]
 
 
+FACE_COLUMNS = ["photo", "face", "label", "found", "predicted"]
+DETAIL_COLUMNS = ["box_side", "confidence", *(f"p_{label}" for label in LABELS)]
+
+
+def box_side(box: np.ndarray) -> float:
+    """The shorter side of an (x1, y1, x2, y2) box in pixels: what `--min-face` compares."""
+    return float(min(box[2] - box[0], box[3] - box[1]))
+
+
+def face_row(photo: str, face: int, label: int, probs: np.ndarray | None, side: float | None) -> dict:
+    """One labelled face's row: found or not, the prediction, and for a found face the detection's shorter side
+    and the seven probabilities (empty when not found)."""
+    row = {"photo": photo, "face": face, "label": LABELS[label], "found": probs is not None, "predicted": ""}
+    if probs is not None:
+        row.update({"predicted": LABELS[int(np.argmax(probs))], "box_side": round(float(side), 1),
+                    "confidence": round(float(np.max(probs)), 6),
+                    **{f"p_{name}": round(float(p), 6) for name, p in zip(LABELS, probs)}})
+    return row
+
+
 def write_face_rows(path: Path, rows: list[dict]) -> None:
-    """One row per labelled face (photo, face index in label.lst order, label, found, predicted), for comparing
-    two tools on the same faces (training/compare_faces.py)."""
+    """One row per labelled face (photo, face index in label.lst order, label, found, predicted, and when the rows
+    carry them the detection's shorter side and the probabilities), for comparing two tools on the same faces
+    (training/compare_faces.py) and for calibration (training/calibration.py)."""
     import csv
 
+    columns = FACE_COLUMNS + (DETAIL_COLUMNS if any("confidence" in row for row in rows) else [])
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, ["photo", "face", "label", "found", "predicted"])
+        writer = csv.DictWriter(fh, columns, restval="")
         writer.writeheader()
         writer.writerows({**row, "found": int(row["found"])} for row in rows)
 

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
                    "(as `fer-batch analyze --zoom-tta`)")
     p.add_argument("--out-dir", default="reports", help="where the three report files are written")
+    p.add_argument("--faces-csv", default=None, help="also write each face's label and probabilities to this CSV "
+                   "(for training/calibration.py)")
     return p.parse_args(argv)
 
 
@@ -124,6 +126,12 @@ def evaluate(classifier, images: Sequence[np.ndarray], labels: np.ndarray) -> di
 
     Also measures crops/second of the predict call on all crops (preprocess included), after a warm-up call.
     """
+    result, _ = evaluate_with_probabilities(classifier, images, labels)
+    return result
+
+
+def evaluate_with_probabilities(classifier, images: Sequence[np.ndarray], labels: np.ndarray) -> tuple[dict, np.ndarray]:
+    """`evaluate`, also returning the (n, 7) probabilities it scored."""
     labels = np.asarray(labels, np.int64)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -133,11 +141,25 @@ def evaluate(classifier, images: Sequence[np.ndarray], labels: np.ndarray) -> di
     start = time.perf_counter()
     probs = classifier.predict(images)
     seconds = time.perf_counter() - start
-    predictions = probs.argmax(axis=1)
-    result = metrics_from_confusion(confusion_matrix(labels, predictions))
+    result = metrics_from_confusion(confusion_matrix(labels, probs.argmax(axis=1)))
     result["seconds"] = seconds
     result["crops_per_second"] = len(images) / seconds if seconds > 0 else None
-    return result
+    return result, probs
+
+
+def write_face_probabilities(path: str | Path, labels: np.ndarray, probs: np.ndarray) -> Path:
+    """One row per face in evaluation order: its label, the prediction, its confidence and the seven
+    probabilities (the columns `training/calibration.py` reads)."""
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame({"face": np.arange(len(labels)), "label": [LABELS[int(i)] for i in labels],
+                          "predicted": [LABELS[int(i)] for i in probs.argmax(axis=1)],
+                          "confidence": probs.max(axis=1).round(6),
+                          **{f"p_{name}": probs[:, k].round(6) for k, name in enumerate(LABELS)}})
+    table.to_csv(path, index=False)
+    return path
 
 
 def default_name(model: str | Path, data: str | Path, usage: str | None = None) -> str:
@@ -265,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         "device": classifier.device,
         "runtime": classifier.runtime,
     }
-    result.update(evaluate(classifier, images, faces.labels[keep]))
+    scores, probs = evaluate_with_probabilities(classifier, images, faces.labels[keep])
+    result.update(scores)
     paths = write_reports(result, args.out_dir)
+    if args.faces_csv:
+        paths.append(write_face_probabilities(args.faces_csv, faces.labels[keep], probs))
     print(f"{result['name']}: {result['n']} faces, accuracy {_fmt(result['accuracy'])}, "
           f"macro-F1 {_fmt(result['macro_f1'])}, {_fmt(result['crops_per_second'], 1)} crops/s")
     print("recall: " + ", ".join(f"{label} {_fmt(c['recall'], 2)}" for label, c in result["per_class"].items()))

@@ -96,6 +96,17 @@ def training_data(targs: dict) -> str:
             + (f"; domain-adversarial head, loss weight {targs['domain_adversarial']:g}" if targs.get("domain_adversarial") else ""))
 
 
+def calibration_text(calibration: dict) -> str:
+    """The card's line on a temperature baked into the output layer by training/calibration.py."""
+    before, after = calibration["before"], calibration["cross_fitted"]
+    where = f", fold {calibration['fold']} of {calibration['folds']}" if calibration.get("fold") is not None else ""
+    return (f"- Then the output layer divided by a temperature T = {calibration['temperature']:.2f} "
+            f"(`training/calibration.py`), fitted by maximum likelihood on {calibration['faces']} faces the model never "
+            f"trained on (`{calibration['faces_csv']}`{where}): the top expression does not change, the probabilities "
+            f"are softer. Cross-fitted by photo, the calibration error (ECE) there goes {before['ece']:.3f} -> "
+            f"{after['ece']:.3f} and the log-loss {before['nll']:.3f} -> {after['nll']:.3f}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True)
@@ -104,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", type=Path, nargs="+", required=True, help="evaluate.py JSON files")
     p.add_argument("--e2e", type=Path, nargs="*", default=[], help="eval_end_to_end.py JSON files")
     p.add_argument("--prepare", nargs="*", default=[], help="commands that make the training data, listed first")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="the training/calibration.py JSON of the temperature baked into the model, when one was")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -115,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if refit and len(stages) == 1:
         p.error("a refitted model's card needs the history of the run it started from too: --state RUN.json REFIT.json")
     state = stages[-2] if refit else stages[-1]
-    last_args = dict(stages[-1]["args"], out=str(args.model))
+    calibration = json.loads(args.calibration.read_text()) if args.calibration else None
+    last_args = dict(stages[-1]["args"], out=calibration["model"] if calibration else str(args.model))
     train_args = last_args if state is stages[-1] else state["args"]
     commands = [train_command(s["args"]) for s in stages[:-1]] + [train_command(last_args)]
+    commands += [calibration["command"]] if calibration else []
     total_epochs = sum(s["epoch"] for s in stages if s is not refit)
     chain_note = f" of the last run ({total_epochs} epochs in all)" if len(stages) > (2 if refit else 1) else ""
     _, h, w, c = model.input_shape
@@ -137,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         f"`{train_args['val_data']}`; best epoch {state.get('best_epoch')} of {state['epoch']}{chain_note} by validation accuracy.",
         *([f"- Then the dense tail (the layers after Flatten) refitted on the frozen convolutional layers' features "
            f"for {refit['epoch']} epochs with fixed settings (`{REFIT_SCRIPT}`): {training_data(refit['args'])}."] if refit else []),
+        *([calibration_text(calibration)] if calibration else []),
         f"- Trained: {dt.datetime.fromtimestamp(args.model.stat().st_mtime, dt.timezone.utc).strftime('%Y-%m-%d')}, on CPU.",
         "", "Command" + ("s, in order (each run starts from the previous one's weights):" if len(commands) > 1 else ":"),
         "", "```", *args.prepare, *commands, "```", "", "## Measured", "",

@@ -2,7 +2,10 @@
 
 The current reports/models.md:
 
-    python training/models_table.py --runs \
+    python training/models_table.py \
+      --calibrations reports/calibration/shipped.json:reports/eval-shipped-fer2013-val.json \
+      reports/calibration/shipped.json:reports/eval-shipped-fer2013-val-zoom-tta.json \
+      --runs \
       reports/training-vgg_small-reframed-s4-refit-f0.json:reports/reframe/eval-vgg_small-reframed-s4-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-reframed-f0.json:reports/reframe/eval-vgg_small-stage4-reframed-f0-fer2013-val.json \
       reports/training-vgg_small-reframed-refit-f0.json:reports/reframe/eval-vgg_small-reframed-refit-f0-fer2013-val.json \
@@ -41,8 +44,7 @@ The current reports/models.md:
       reports/training-vgg_small-fer80.json:reports/fer80/eval-vgg_small-fer80-fer2013-val.json \
       reports/training-vgg_small-long80-refit.json:reports/long/eval-vgg_small-long80-refit-fer2013-val.json \
       reports/training-vgg_small-long80-f1.json:reports/long/eval-vgg_small-long80-f1-fer2013-val.json \
-      reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val.json \
-      reports/training-vgg_small-refit.json:reports/eval-shipped-fer2013-val-zoom-tta.json \
+      reports/training-vgg_small-refit.json:reports/calibration/eval-refit-uncalibrated-fer2013-val.json \
       reports/training-vgg_small-refit-f0.json:reports/refit/eval-vgg_small-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f1.json:reports/eval-vgg_small-stage4-expw-f1-fer2013-val.json \
       reports/training-vgg_small-stage4-expw-f0.json:reports/eval-vgg_small-stage4-expw-f0-fer2013-val.json \
@@ -56,6 +58,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/calibration/e2e-refit-uncalibrated-mtcnn-aligned-fold0.json \
       reports/reframe/e2e-vgg_small-reframed-refit-f0-mtcnn-aligned-fold1.json \
       reports/reframe/e2e-vgg_small-stage4-reframed-f0-mtcnn-aligned-fold1.json reports/reframe/e2e-vgg_small-reframed-s4-refit-f0-mtcnn-aligned-fold1.json \
       reports/dann/e2e-vgg_small-stage4-dann03-f1-mtcnn-aligned-fold0.json \
@@ -121,6 +124,9 @@ from training.model_card import train_command, training_data  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", required=True, metavar="TRAINING_JSON:EVAL_JSON")
+    p.add_argument("--calibrations", nargs="*", default=[], metavar="CALIBRATION_JSON:EVAL_JSON",
+                   help="models made by baking a temperature into a trained one (training/calibration.py --model-out), "
+                        "listed first; the run that wrote the same file is shown under the calibration's input name")
     p.add_argument("--e2e", nargs="*", default=[], help="eval_end_to_end.py JSON files for a second table")
     p.add_argument("--prepare", nargs="*", default=[], help="commands that make training data, listed before the runs")
     p.add_argument("--out", type=Path, default=Path("reports/models.md"))
@@ -133,11 +139,22 @@ def main(argv: list[str] | None = None) -> int:
              + " | ".join(f"recall {label}" for label in LABELS) + " |",
              "|---|---|---|---|---|---|---|---|" + "---|" * len(LABELS)]
     commands = []
+    renamed = {}
+    for spec in args.calibrations:
+        calibration_path, _, eval_path = spec.partition(":")
+        cal, result = json.loads(Path(calibration_path).read_text()), json.loads(Path(eval_path).read_text())
+        renamed[cal["model_out"]] = cal["model"]
+        recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
+        lines.append(f"| `{cal['model_out']}` | same | `{cal['model']}` | its output layer divided by a temperature "
+                     f"T = {cal['temperature']:.2f}, fitted on {cal['faces']} faces of `{cal['faces_csv']}` | — | "
+                     f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {tta_views(result)} | {recalls} |")
+        commands.append((cal["model_out"], cal["command"], result.get("command", "")))
     for spec in args.runs:
         training_path, _, eval_path = spec.partition(":")
         state = json.loads(Path(training_path).read_text())
         result = json.loads(Path(eval_path).read_text())
-        targs = state["args"]
+        targs = dict(state["args"])
+        targs["out"] = renamed.get(targs["out"], targs["out"])
         recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
         start = f"`{targs['init_from']}`" if targs.get("init_from") else "scratch"
         lines.append(f"| `{targs['out']}` | `{targs['arch']}` | {start} | {training_data(targs)} | {state['epoch']} ({state.get('best_epoch')}) | "
