@@ -109,3 +109,33 @@ def test_zero_byte_and_garbage_files_fail_clearly(tmp_path):
         with pytest.raises(InputFailure) as info:
             list(frames_of(item))
         assert info.value.reason and "\n" not in info.value.reason
+
+
+def _tag_rotation(path, out):
+    """A copy of an OpenCV-written MP4 whose track header asks players to turn it 90 degrees, as phones record
+    portrait video: the frames are stored sideways and the container's display matrix turns them upright."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    tkhd = data.find(b"tkhd")
+    assert tkhd > 0 and data[tkhd + 4] == 0                      # a version-0 track header
+    matrix = tkhd + 4 + 4 + 20 + 8 + 8                            # after the times, ids, duration, layer and volume
+    assert struct.unpack(">9i", data[matrix:matrix + 36]) == (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_video_recorded_in_portrait_comes_out_upright(tmp_path):
+    upright = np.full((120, 200, 3), 40, np.uint8)
+    upright[:30] = 230                                            # a bright band along the top of the picture
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # how the phone stores it: 120 wide, 200 tall
+    writer = cv2.VideoWriter(str(tmp_path / "stored.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (120, 200))
+    for _ in range(5):
+        writer.write(stored)
+    writer.release()
+    tagged = _tag_rotation(tmp_path / "stored.mp4", tmp_path / "portrait.mp4")
+    inputs, _ = walk_inputs([tagged])
+    frames = list(frames_of(inputs[0]))
+    assert len(frames) == 5 and frames[0].image.shape == (120, 200, 3)
+    assert np.abs(frames[0].image.astype(int) - upright).mean() < 8  # upright, not sideways

@@ -511,3 +511,13 @@ def test_on_the_cpu_tensorflow_lite_gives_tensorflows_probabilities(astronaut_bg
     again = load_model(batch_size=16, device="cpu")
     assert again.runtime == "tflite"
     np.testing.assert_allclose(again.predict(crops), probs, atol=1e-6)
+
+
+def test_converting_the_model_writes_nothing_to_stdout(tmp_path, monkeypatch, capfd):
+    """The first use of a model converts it for TF Lite; the converter's own messages ("Saved artifact at ...",
+    a list of tensors) must not reach stdout, where `fer-batch analyze --quiet` and users' pipes expect nothing."""
+    monkeypatch.setenv("FER_BATCH_CACHE", str(tmp_path / "cache"))
+    capfd.readouterr()
+    classifier = load_model(batch_size=8, device="cpu")
+    assert classifier.runtime == "tflite" and list((tmp_path / "cache").glob("*.tflite"))
+    assert "Saved artifact" not in capfd.readouterr().out
