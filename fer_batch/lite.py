@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def lite_runner(model, model_path: Path, batch_shapes: Sequence[int]) -> BatchRu
         threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
         interpreters = {}
         for size in batch_shapes:
-            interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+            # its deprecation notice is for developers; when the interpreter is gone, TensorFlow runs the model
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+                interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
             index = interpreter.get_input_details()[0]["index"]
             interpreter.resize_tensor_input(index, [size, *model.input_shape[1:]])
             interpreter.allocate_tensors()

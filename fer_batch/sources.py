@@ -4,6 +4,7 @@ Knows nothing about faces.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -18,7 +19,9 @@ import numpy as np
 from fer_batch.types import Frame, SkippedFile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})   # iPhone photos; decoded by the optional pillow-heif package
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif"}) | HEIF_SUFFIXES
+HEIF_MISSING = "HEIC/HEIF photos need the pillow-heif package: pip install 'fer-batch[heif]'"
 MAX_IMAGE_PIXELS = 100_000_000
 
 
@@ -101,6 +104,8 @@ def read_image(path: Path) -> np.ndarray:
     """A photo as BGR uint8 with its EXIF orientation applied (16-bit, gray, RGBA, paletted and CMYK are converted)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        _register_heif_opener()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below replaces it
@@ -129,6 +134,21 @@ def read_image(path: Path) -> np.ndarray:
         if array is None:
             raise InputFailure("decode", "not a readable image (unknown format or corrupt data)")
     return array
+
+
+def _register_heif_opener() -> None:
+    """Teach PIL to open HEIC/HEIF files, or fail the input with one sentence on what to install."""
+    try:
+        _heif_opener()
+    except ImportError:
+        raise InputFailure("decode", HEIF_MISSING) from None
+
+
+@functools.cache
+def _heif_opener() -> None:
+    import pillow_heif   # an ImportError is not cached: installing the package mid-session works
+
+    pillow_heif.register_heif_opener()
 
 
 def _pil_to_bgr(img) -> np.ndarray:

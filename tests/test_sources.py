@@ -139,3 +139,38 @@ def test_video_recorded_in_portrait_comes_out_upright(tmp_path):
     frames = list(frames_of(inputs[0]))
     assert len(frames) == 5 and frames[0].image.shape == (120, 200, 3)
     assert np.abs(frames[0].image.astype(int) - upright).mean() < 8  # upright, not sideways
+
+
+def test_iphone_heic_and_avif_photos_are_read(tmp_path, astronaut_bgr):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import features
+
+    pillow_heif.register_heif_opener()
+    rgb = Image.fromarray(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB))
+    rgb.save(tmp_path / "IMG_0001.HEIC", quality=90)
+    names = ["IMG_0001.HEIC"]
+    if features.check("avif"):
+        rgb.save(tmp_path / "photo.avif", quality=90)
+        names.append("photo.avif")
+    inputs, skipped = walk_inputs([tmp_path])
+    assert [i.source.split(os.sep)[-1] for i in inputs] == sorted(names) and not skipped
+    for item in inputs:
+        (frame,) = frames_of(item)
+        assert frame.image.shape == astronaut_bgr.shape
+        assert np.abs(frame.image.astype(int) - astronaut_bgr).mean() < 6
+
+
+def test_heic_without_pillow_heif_fails_with_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from fer_batch import sources
+
+    (tmp_path / "IMG_0002.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)   # import pillow_heif now raises ImportError
+    sources._heif_opener.cache_clear()
+    try:
+        with pytest.raises(InputFailure) as failure:
+            read_image(tmp_path / "IMG_0002.heic")
+    finally:
+        sources._heif_opener.cache_clear()
+    assert failure.value.reason == "HEIC/HEIF photos need the pillow-heif package: pip install 'fer-batch[heif]'"

@@ -513,11 +513,17 @@ def test_on_the_cpu_tensorflow_lite_gives_tensorflows_probabilities(astronaut_bg
     np.testing.assert_allclose(again.predict(crops), probs, atol=1e-6)
 
 
-def test_converting_the_model_writes_nothing_to_stdout(tmp_path, monkeypatch, capfd):
+def test_loading_the_model_on_the_cpu_prints_nothing_for_users(tmp_path, monkeypatch, capfd):
     """The first use of a model converts it for TF Lite; the converter's own messages ("Saved artifact at ...",
-    a list of tensors) must not reach stdout, where `fer-batch analyze --quiet` and users' pipes expect nothing."""
+    a list of tensors) must not reach stdout, where `fer-batch analyze --quiet` and users' pipes expect nothing,
+    nor TF Lite's deprecation notice stderr."""
     monkeypatch.setenv("FER_BATCH_CACHE", str(tmp_path / "cache"))
+    import warnings
+
     capfd.readouterr()
-    classifier = load_model(batch_size=8, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier = load_model(batch_size=8, device="cpu")
     assert classifier.runtime == "tflite" and list((tmp_path / "cache").glob("*.tflite"))
     assert "Saved artifact" not in capfd.readouterr().out
+    assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]   # for developers
