@@ -172,3 +172,15 @@ def test_models_table_lists_a_calibrated_model_above_the_run_it_came_from(tmp_pa
     assert rows[1].startswith("| `vgg_small-refit.keras` |") and "0.6609" in rows[1]
     text = out.read_text()
     assert "python training/calibration.py faces.csv" in text and "--out vgg_small-refit.keras" in text
+
+
+def test_a_set_of_face_crops_is_cross_fitted_face_by_face(tmp_path):
+    from training.evaluate import write_face_probabilities
+
+    probs, labels = _overconfident(400, 0.5, seed=7)          # underconfident: T below 1
+    write_face_probabilities(tmp_path / "crops.csv", labels, probs.astype(np.float32))
+    assert calibration.main([str(tmp_path / "crops.csv"), "--name", "crops", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "crops.json").read_text())
+    assert result["group_by"] == "face" and result["faces"] == 400 and result["temperature"] < 0.7
+    assert result["cross_fitted"]["nll"] < result["before"]["nll"]
+    assert "cross-fitted by face" in (tmp_path / "crops.md").read_text()

@@ -182,7 +182,7 @@ def markdown(result: dict) -> str:
              + (f", fold {result['fold']} of {result['folds']}" if result["fold"] is not None else "") + ").", "",
              "| probabilities | faces | accuracy | mean confidence | NLL | ECE | Brier |", "|---|---|---|---|---|---|---|",
              _summary_row("as the model gives them", result["before"]),
-             _summary_row(f"temperature cross-fitted by photo ({result['cv']} groups, T = "
+             _summary_row(f"temperature cross-fitted by {result.get('group_by', 'photo')} ({result['cv']} groups, T = "
                           + ", ".join(f"{t:.2f}" for t in result["cv_temperatures"].values()) + ")",
                           result["cross_fitted"]),
              _summary_row(f"temperature fitted on all of them (T = {result['temperature']:.2f}; in-sample)",
@@ -228,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
 
     table = read_faces(args.faces_csv)
     probs, labels = probabilities(table)
-    groups = photo_groups(table["photo"], args.fold, args.folds, args.cv)
+    # faces of one photo stay in one group; a set of face crops (evaluate.py --faces-csv) has no photos
+    group_by = "photo" if "photo" in table.columns else "face"
+    groups = photo_groups(table[group_by].astype(str), args.fold, args.folds, args.cv)
     temperature = fit_temperature(probs, labels)
     scaled, cv_temperatures = cross_fitted(probs, labels, groups)
     change = face_nll(scaled, labels) - face_nll(probs, labels)
     result = {
         "name": args.name, "faces_csv": str(args.faces_csv), "faces": int(len(labels)), "fold": args.fold,
-        "folds": args.folds, "cv": args.cv,
+        "folds": args.folds, "cv": args.cv, "group_by": group_by,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "temperature": temperature, "cv_temperatures": cv_temperatures,
         "before": summary(probs, labels), "cross_fitted": summary(scaled, labels),
