@@ -22,6 +22,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.labels import LABELS  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
+
+if TYPE_CHECKING:
+    import keras
 
 PROB_COLUMNS = [f"p_{label}" for label in LABELS]
 CONFIDENCE_EDGES = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -148,7 +152,7 @@ def paired_bootstrap_interval(differences: np.ndarray, resamples: int = 2000, se
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def divide_output_by_temperature(model, temperature: float):
+def divide_output_by_temperature(model: keras.Model, temperature: float) -> keras.Model:
     """The model with its softmax layer's weights and bias divided by `temperature`: softmax(z / T) for each
     view of a face, the same architecture and size (a fitted temperature baked into a model file)."""
     import keras
@@ -161,8 +165,8 @@ def divide_output_by_temperature(model, temperature: float):
 
 
 def photo_groups(photos: pd.Series, fold: int | None, folds: int, cv: int) -> np.ndarray:
-    """The cross-validation group of each face by its photo: photo folds nest (fold f of F is folds f, f + F, ...
-    of F * cv), so a group is a sub-fold of the fold being scored."""
+    """The cross-validation group of each face by its photo (or, for a set of face crops, its own id): photo folds
+    nest (fold f of F is folds f, f + F, ... of F * cv), so a group is a sub-fold of the fold being scored."""
     return np.array([photo_fold(str(name), folds * cv) // folds if fold is not None else photo_fold(str(name), cv)
                      for name in photos])
 
