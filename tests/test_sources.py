@@ -158,6 +158,10 @@ def test_iphone_heic_and_avif_photos_are_read(tmp_path, astronaut_bgr):
         (frame,) = frames_of(item)
         assert frame.image.shape == astronaut_bgr.shape
         assert np.abs(frame.image.astype(int) - astronaut_bgr).mean() < 6
+    truncated = tmp_path / "cut.heic"
+    truncated.write_bytes((tmp_path / "IMG_0001.HEIC").read_bytes()[:3000])     # a copy cut short
+    with pytest.raises(InputFailure, match="could not be decoded"):
+        read_image(truncated)
 
 
 def test_heic_without_pillow_heif_fails_with_what_to_install(tmp_path, monkeypatch):
