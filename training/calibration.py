@@ -30,12 +30,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.labels import LABELS  # noqa: E402
+from training.evaluate import PROB_COLUMNS  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
 
-PROB_COLUMNS = [f"p_{label}" for label in LABELS]
 CONFIDENCE_EDGES = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SIZE_EDGES = (0, 40, 60, 90, 140, float("inf"))
 ECE_BINS = 10

@@ -27,7 +27,7 @@ from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.types import Faces  # noqa: E402
 from training.datasets import expw_faces_by_photo  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
-from training.evaluate import confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
+from training.evaluate import PROB_COLUMNS, confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
 
 LANDMARKS = "landmarks:"  # cache entry prefix
 
@@ -211,7 +211,7 @@ def aligned_landmarks(faces: Faces, picked: list[int], align: bool) -> np.ndarra
 
 
 FACE_COLUMNS = ["photo", "face", "label", "found", "predicted"]
-DETAIL_COLUMNS = ["box_side", "confidence", *(f"p_{label}" for label in LABELS)]
+DETAIL_COLUMNS = ["box_side", "confidence", *PROB_COLUMNS]
 
 
 def box_side(box: np.ndarray) -> float:
@@ -226,7 +226,7 @@ def face_row(photo: str, face: int, label: int, probs: np.ndarray | None, side: 
     if probs is not None:
         row.update({"predicted": LABELS[int(np.argmax(probs))], "box_side": round(float(side), 1),
                     "confidence": round(float(np.max(probs)), 6),
-                    **{f"p_{name}": round(float(p), 6) for name, p in zip(LABELS, probs)}})
+                    **{column: round(float(p), 6) for column, p in zip(PROB_COLUMNS, probs)}})
     return row
 
 

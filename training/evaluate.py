@@ -28,6 +28,8 @@ from fer_batch.classify import RUNTIMES  # noqa: E402
 from fer_batch.labels import LABELS, NUM_CLASSES  # noqa: E402
 from training.datasets import FORMATS, load_faces  # noqa: E402
 
+PROB_COLUMNS = [f"p_{label}" for label in LABELS]   # the per-face CSVs' probabilities, read by calibration.py
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,7 +159,7 @@ def write_face_probabilities(path: str | Path, labels: np.ndarray, probs: np.nda
     table = pd.DataFrame({"face": np.arange(len(labels)), "label": [LABELS[int(i)] for i in labels],
                           "predicted": [LABELS[int(i)] for i in probs.argmax(axis=1)],
                           "confidence": probs.max(axis=1).round(6),
-                          **{f"p_{name}": probs[:, k].round(6) for k, name in enumerate(LABELS)}})
+                          **{column: probs[:, k].round(6) for k, column in enumerate(PROB_COLUMNS)}})
     table.to_csv(path, index=False)
     return path
 
