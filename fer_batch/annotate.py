@@ -8,7 +8,7 @@ import numpy as np
 
 from fer_batch.export import atomic_write_bytes, output_path_inside, safe_relative_path
 from fer_batch.labels import LABELS
-from fer_batch.sources import InputFile
+from fer_batch.sources import ANNOTATED_MARKER, InputFile
 from fer_batch.types import Faces, Frame
 
 COLOURS = [(60, 60, 220), (40, 140, 40), (160, 60, 160), (0, 200, 255), (200, 120, 40), (0, 220, 220), (170, 170, 170)]
@@ -43,6 +43,11 @@ class Annotator:
         self.folder = Path(folder)
         self.video_fps = video_fps
         self._writers: dict[str, tuple[cv2.VideoWriter, Path, Path]] = {}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker = self.folder / ANNOTATED_MARKER
+        if not marker.exists():
+            atomic_write_bytes(marker, b"Annotated copies written by fer-batch analyze --annotate. fer-batch does not "
+                                       b"analyse this folder when it walks a folder above it.\n")
 
     def add(self, item: InputFile, frame: Frame, faces: Faces) -> None:
         image = draw_faces(frame.image, faces)

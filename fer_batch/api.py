@@ -196,7 +196,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     opts.validate()
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
-    inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden)
+    inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir)
     if csv_dir is not None:
         return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)
     analysis = run_batch(inputs, Collector(skipped), opts)

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fer_batch.options import FAST_FLAGS, FAST_SETTINGS, AnalyzeOptions

@@ -1,7 +1,6 @@
 """Expression classification: load a Keras model (the shipped one by default) and predict in fixed-size batches."""
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import numpy as np
 
 from fer_batch.labels import NUM_CLASSES
 from fer_batch.preprocess import preprocess
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fer_batch.native_logs import import_tensorflow
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "model.keras"
 DEVICES = ("auto", "cpu", "gpu")
@@ -27,7 +25,7 @@ class ModelLoadError(RuntimeError):
 
 
 def _device_name(device: str) -> str | None:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if device not in DEVICES:
         raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
@@ -72,7 +70,7 @@ class ExpressionClassifier:
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 64, device: str = "auto",
                  flip_tta: bool = True, zoom_tta: bool = False, runtime: str = "auto"):
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         self.flip_tta = flip_tta
         self.zoom_tta = zoom_tta
@@ -117,7 +115,7 @@ class ExpressionClassifier:
         return self._predict.experimental_get_tracing_count()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         if self._lite:
             return self._lite(batch)

@@ -1,18 +1,14 @@
 """The `fer-batch` command. Parses options into AnalyzeOptions and calls the API; no logic of its own."""
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from fer_batch.detect import DETECTORS  # noqa: E402
-from fer_batch.options import FAST_FLAGS  # noqa: E402
+from fer_batch.detect import DETECTORS
+from fer_batch.options import FAST_FLAGS
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -54,7 +50,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         options.validate()
     except ValueError as exc:
         _fail(str(exc))
-    inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden)
+    inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden, annotate_dir=options.annotate_dir)
     if not inputs:
         _fail("no videos or images found in " + ", ".join(str(p) for p in paths)
               + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
@@ -73,7 +69,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     except (RunLocked, ResumeRefused, DetectorUnavailable, ModelLoadError, BackendUnavailable, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write into {csv_dir} ({exc.strerror or exc})")
+        _fail(f"cannot write into {exc.filename or csv_dir} ({exc.strerror or exc})")
     if not options.quiet:
         typer.echo(summary_screen(analysis, out, csv_dir), err=True)
     return EXIT_OK if analysis.ok else EXIT_SOME_FAILED

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from fer_batch.native_logs import import_tensorflow, quiet_native_stderr
 
 BatchRunner = Callable[[np.ndarray], np.ndarray]
 CACHE_ENV = "FER_BATCH_CACHE"
@@ -31,7 +32,7 @@ def cache_dir() -> Path:
 
 def converted_model(model, model_path: Path) -> bytes:
     """The TensorFlow Lite flatbuffer of `model` (loaded from `model_path`), from the cache when it is there."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:32]
     cached = cache_dir() / f"{digest}-tf{tf.__version__}.tflite"
@@ -52,7 +53,7 @@ def converted_model(model, model_path: Path) -> bytes:
 def lite_runner(model, model_path: Path, batch_shapes: Sequence[int]) -> BatchRunner | None:
     """A function running `model` on float32 batches of the given sizes, or None when TensorFlow Lite cannot
     convert or run it here (the caller keeps TensorFlow)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         flatbuffer = converted_model(model, model_path)
@@ -60,12 +61,12 @@ def lite_runner(model, model_path: Path, batch_shapes: Sequence[int]) -> BatchRu
         interpreters = {}
         for size in batch_shapes:
             # its deprecation notice is for developers; when the interpreter is gone, TensorFlow runs the model
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_native_stderr():
                 warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
                 interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
-            index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(index, [size, *model.input_shape[1:]])
-            interpreter.allocate_tensors()
+                index = interpreter.get_input_details()[0]["index"]
+                interpreter.resize_tensor_input(index, [size, *model.input_shape[1:]])
+                interpreter.allocate_tensors()
             interpreters[size] = (interpreter, index, interpreter.get_output_details()[0]["index"])
     except Exception:  # no tf.lite in this TensorFlow, or a layer it cannot convert
         return None

@@ -29,6 +29,7 @@ from fer_batch.joiner import Joiner
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import InputFile
 from fer_batch.units import UnitAnalyzer, UnitResult, WorkUnit, plan_units
+from fer_batch.native_logs import import_tensorflow, quiet_native_stderr
 
 ACTOR_RESTARTS = 4        # Ray restarts an actor whose process died this many times (reloading its model)...
 TASK_RETRIES = 2          # ...and runs the unit it was analysing again this many times
@@ -66,7 +67,7 @@ class AnalyzerActor:
 
 
 def _limit_tensorflow_threads(cpus: float) -> None:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     threads = max(1, int(cpus))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -83,11 +84,12 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ side logs retries as warnings on stderr
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     try:
-        if options.address:
-            ray.init(address=options.address, **quiet)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+        with quiet_native_stderr():
+            if options.address:
+                ray.init(address=options.address, **quiet)
+            else:
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
         hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "

@@ -23,6 +23,9 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})   # iPhone photos; decoded by the 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif"}) | HEIF_SUFFIXES
 HEIF_MISSING = "HEIC/HEIF photos need the pillow-heif package: pip install 'fer-batch[heif]'"
 MAX_IMAGE_PIXELS = 100_000_000
+# written by `analyze --annotate` into its folder: walking a folder above it does not analyse the copies as inputs
+ANNOTATED_MARKER = ".fer-batch-annotated"
+ANNOTATED_SKIP_REASON = "folder of annotated copies written by fer-batch analyze --annotate, not analysed again"
 
 
 class InputFailure(Exception):
@@ -63,11 +66,20 @@ def _make_input(path: Path, source: str) -> InputFile | SkippedFile:
     return InputFile(path, source, kind, group)
 
 
-def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False) -> tuple[list[InputFile], list[SkippedFile]]:
-    """Files and folders (walked recursively, in sorted order) -> media inputs and skipped files."""
+def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False,
+                annotate_dir: str | os.PathLike | None = None) -> tuple[list[InputFile], list[SkippedFile]]:
+    """Files and folders (walked recursively, in sorted order) -> media inputs and skipped files.
+
+    Below a given folder, folders of annotated copies (this run's `annotate_dir`, and any holding ANNOTATED_MARKER)
+    are skipped; a folder given by name is walked whatever it holds.
+    """
     inputs: list[InputFile] = []
     skipped: list[SkippedFile] = []
     seen: set[str] = set()
+    annotate_real = os.path.realpath(annotate_dir) if annotate_dir else None
+
+    def annotated_copies(folder: Path) -> bool:
+        return (folder / ANNOTATED_MARKER).is_file() or os.path.realpath(folder) == annotate_real
 
     def add(item: InputFile | SkippedFile) -> None:
         key = item.path if isinstance(item, SkippedFile) else str(item.path)
@@ -82,6 +94,10 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 dirnames[:] = sorted(d for d in dirnames if include_hidden or not _hidden(d))
+                for name in [d for d in dirnames if annotated_copies(Path(dirpath) / d)]:
+                    dirnames.remove(name)
+                    add(SkippedFile(os.path.join(given_str, os.path.relpath(Path(dirpath) / name, root)),
+                                    ANNOTATED_SKIP_REASON))
                 for name in sorted(filenames):
                     if not include_hidden and _hidden(name):
                         continue

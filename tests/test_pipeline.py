@@ -1,5 +1,6 @@
 """End to end through the real detector and the shipped model, on inputs generated here."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -180,6 +181,26 @@ def test_annotate_writes_copies(batch, tmp_path):
     written = list((tmp_path / "ann").rglob("*.jpg"))
     assert len(written) == 1
     assert cv2.imread(str(written[0])).shape == (400, 800, 3)
+
+
+def test_annotated_copies_inside_the_analysed_folder_are_not_analysed_again(batch, tmp_path):
+    """`analyze study --annotate study/annotated`, run twice (or a later run on `study`), used to count every face
+    twice: the annotated copies were walked as inputs."""
+    import fer_batch
+    from fer_batch.sources import ANNOTATED_SKIP_REASON
+
+    study = tmp_path / "study"
+    shutil.copytree(batch / "photos" / "group", study)
+    first = fer_batch.analyze([study], annotate_dir=str(study / "annotated"))
+    again = fer_batch.analyze([study], annotate_dir=str(study / "annotated"))
+    later = fer_batch.analyze([study])
+    for result in (first, again, later):
+        assert list(result.summary["source"]) == [str(study / "two.png")]
+    copies = [str(p) for p in (study / "annotated").rglob("*.jpg")]
+    assert len(copies) == 1 and copies[0].endswith("two.png.jpg")
+    assert later.skipped.to_dict("records") == [{"path": str(study / "annotated"), "reason": ANNOTATED_SKIP_REASON}]
+    asked_for = fer_batch.analyze([study / "annotated"])   # given by name, the folder is analysed
+    assert list(asked_for.summary["source"]) == copies
 
 
 def test_demo_command_writes_report_and_csvs(tmp_path):

@@ -32,6 +32,21 @@ def test_walk_is_recursive_sorted_and_skips_hidden_and_other_files(tmp_path):
     assert len(inputs) == 3
 
 
+def test_walk_skips_folders_of_annotated_copies_below_a_given_folder(tmp_path):
+    from fer_batch.sources import ANNOTATED_MARKER
+
+    for folder in ("study/old-annotations", "study/this-run", "study/sub/marked", "study/plain"):
+        (tmp_path / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / folder / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
+    (tmp_path / "study" / "sub" / "marked" / ANNOTATED_MARKER).write_text("")
+    inputs, skipped = walk_inputs([tmp_path / "study"], annotate_dir=tmp_path / "study" / "this-run")
+    study = str(tmp_path / "study")
+    assert [i.source for i in inputs] == [os.path.join(study, "old-annotations", "a.jpg"), os.path.join(study, "plain", "a.jpg")]
+    assert sorted(s.path for s in skipped) == [os.path.join(study, "sub", "marked"), os.path.join(study, "this-run")]
+    inputs, _ = walk_inputs([tmp_path / "study" / "sub" / "marked"])   # given by name: walked
+    assert len(inputs) == 1
+
+
 def test_source_is_given_path_joined_with_inner_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "videos" / "day1").mkdir(parents=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from fer_batch.detect.base import Detector, DetectorUnavailable, box_iou, faces_from_arrays
 from fer_batch.types import Faces
+from fer_batch.native_logs import import_tensorflow, quiet_native_stderr
 
 MODEL_ENV = "FER_BATCH_BLAZEFACE_MODEL"
 RAW_SCORE_LIMIT = 80.0     # sigmoid overflow guard, as in MediaPipe
@@ -113,12 +114,12 @@ Runner = Callable[[np.ndarray], list[np.ndarray]]  # (1, size, size, 3) float32 
 def _tflite_runner(path: Path) -> Runner | None:
     """TensorFlow's TFLite interpreter (XNNPACK on CPU, about twice OpenCV's speed here), when TensorFlow has one."""
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_native_stderr():
             warnings.simplefilter("ignore")
             interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=min(4, os.cpu_count() or 1))
-        interpreter.allocate_tensors()
+            interpreter.allocate_tensors()
     except Exception:  # no tf.lite in this TensorFlow, or it cannot read the file: OpenCV can
         return None
     input_index = interpreter.get_input_details()[0]["index"]

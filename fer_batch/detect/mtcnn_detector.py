@@ -1,12 +1,12 @@
 """MTCNN from the `mtcnn` package (weights ship inside it), run on TensorFlow."""
 from __future__ import annotations
 
-import os
 
 import cv2
 import numpy as np
 
 from fer_batch.detect.base import Detector, DetectorUnavailable, faces_from_arrays
+from fer_batch.native_logs import import_tensorflow
 from fer_batch.types import Faces
 
 # Smallest face MTCNN looks for, in the pixels it sees. mtcnn 1.0.0 counts its pyramid levels as if this
@@ -20,8 +20,8 @@ class MTCNNDetector(Detector):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
+            import_tensorflow()
             from mtcnn import MTCNN
         except ImportError as exc:
             raise DetectorUnavailable(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_batch.native_logs import import_tensorflow
 from fer_batch.detect.base import Detector, DetectorUnavailable, faces_from_arrays
 from fer_batch.types import Faces
 
@@ -119,6 +120,7 @@ class RetinaFaceDetector(Detector):
         path, engine = check_available()
         with _deepface_home_with(path, engine.weights_file) as home, \
                 _environment(DEEPFACE_HOME=home, DEEPFACE_BACKEND_ENGINE=engine.name):
+            import_tensorflow()
             from retinaface import RetinaFace
 
             self._retinaface = RetinaFace
