@@ -14,6 +14,7 @@ from fer_batch.aggregate import (ERROR_COLUMNS, SKIPPED_COLUMNS, frames_datafram
                                  summarise, summary_dataframe, track_summary)
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
+from fer_batch.provenance import run_settings
 from fer_batch.sources import InputFile, walk_inputs
 from fer_batch.types import InputError, SkippedFile
 
@@ -30,6 +31,7 @@ class Analysis:
     thumbnails: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)      # source -> video/image
     groups: dict[str, str] = field(default_factory=dict)     # source -> per-frame CSV group
+    settings: dict[str, object] = field(default_factory=dict)  # provenance.run_settings of the run that made it
 
     @property
     def ok(self) -> bool:
@@ -48,7 +50,7 @@ class Analysis:
         from fer_batch.report import write_report
 
         write_report(path, self.frames, self.summary, self.errors, self.skipped, self.thumbnails,
-                     smooth_s=smooth_s, title=title)
+                     smooth_s=smooth_s, title=title, settings=self.settings)
 
 
 class Collector:
@@ -176,6 +178,7 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
         writer = IncrementalCsvWriter(csv_dir)
         collector = Collector(skipped, sink=writer.add)
         analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
+        analysis.settings = run_settings(options)
         writer.finish(analysis)
         if out is not None:
             analysis.write_report(Path(out), smooth_s=smooth)
@@ -186,7 +189,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
             out: str | os.PathLike | None = None, smooth: float = 0.0, resume: bool = False, **options) -> Analysis:
     """Analyse videos and photos (files or folders, walked recursively).
 
-    Options are those of `AnalyzeOptions` (fps, max_frames, detector, min_face, min_score, model, batch_size,
+    Options are those of `AnalyzeOptions` (fps, max_frames, start_s, end_s, detector, min_face, min_score, model, batch_size,
     device, ..., and backend="ray" with address, segment_s, workers, cpus_per_worker to run on a Ray cluster). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
     a journal that `resume=True` continues from after a crash (see `analyze_into`); with `out` the HTML report too.
     """
@@ -200,6 +203,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     if csv_dir is not None:
         return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)
     analysis = run_batch(inputs, Collector(skipped), opts)
+    analysis.settings = run_settings(opts)
     if out is not None:
         analysis.write_report(Path(out), smooth_s=smooth)
     return analysis

@@ -1,6 +1,7 @@
 """The `fer-batch` command. Parses options into AnalyzeOptions and calls the API; no logic of its own."""
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -34,6 +35,29 @@ class Backend(str, Enum):
 def _fail(message: str) -> None:
     typer.echo(f"fer-batch: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def parse_video_time(text: str) -> float:
+    """Seconds from "90", "90.5", "1:30" or "1:02:03.5"; ValueError for anything else."""
+    parts = text.strip().split(":")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise ValueError(text)
+    *whole, seconds = parts
+    value = float(seconds)
+    if not (math.isfinite(value) and value >= 0) or (whole and value >= 60):
+        raise ValueError(text)
+    for k, part in enumerate(reversed(whole), start=1):
+        if not part.isdigit() or (k == 1 and len(whole) == 2 and int(part) >= 60):
+            raise ValueError(text)
+        value += int(part) * 60 ** k
+    return value
+
+
+def _video_time(option: str, text: str) -> float:
+    try:
+        return parse_video_time(text)
+    except ValueError:
+        _fail(f"{option} {text!r} is not a time: give seconds (90 or 90.5) or [h:]mm:ss (1:30, 1:02:03.5)")
 
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
@@ -83,6 +107,8 @@ def analyze(
     fps: float = typer.Option(5.0, "--fps", help="Frames per second of video time to analyse."),
     every_frame: bool = typer.Option(False, "--every-frame", help="Analyse every frame (overrides --fps)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Analyse at most this many frames per video (previews)."),
+    start: Optional[str] = typer.Option(None, "--start", metavar="TIME", help="Analyse each video from this time on: seconds (90, 90.5) or [h:]mm:ss (1:30) [default: its start]."),
+    end: Optional[str] = typer.Option(None, "--end", metavar="TIME", help="... and up to this time, same forms [default: its end]."),
     detector: DetectorName = typer.Option(None, "--detector", help="Face detector [default: the measured best offline one]."),
     min_face: int = typer.Option(20, "--min-face", help="Ignore faces whose box is smaller than this many pixels."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detection-score threshold [default: the detector's]."),
@@ -125,7 +151,9 @@ def analyze(
         detector, detect_every, flip_tta, align = (DetectorName(FAST_SETTINGS["detector"]), FAST_SETTINGS["detect_every"],
                                                    FAST_SETTINGS["flip_tta"], FAST_SETTINGS["align"])
     options = AnalyzeOptions(
-        fps=None if every_frame else fps, max_frames=max_frames, detector=detector.value if detector else None,
+        fps=None if every_frame else fps, max_frames=max_frames,
+        start_s=_video_time("--start", start) if start is not None else 0.0,
+        end_s=_video_time("--end", end) if end is not None else None, detector=detector.value if detector else None,
         min_face=min_face, min_score=min_score, max_side=max_side, model=str(model) if model else None,
         detect_every=detect_every, batch_size=batch_size, device=device.value, flip_tta=flip_tta,
         zoom_tta=zoom_tta, align=align, annotate_dir=str(annotate) if annotate else None, include_hidden=include_hidden, quiet=quiet,

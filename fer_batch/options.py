@@ -1,9 +1,11 @@
 """The one configuration object the CLI fills and the pipeline reads."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN
+from fer_batch.sources import TimeWindow
 
 BACKENDS = ("local", "ray")
 # `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass, no turning of crops (reports/bench.md,
@@ -21,6 +23,8 @@ class BackendUnavailable(RuntimeError):
 class AnalyzeOptions:
     fps: float | None = 5.0           # frames per second of video time to analyse; None = every frame
     max_frames: int | None = None     # per video, for previews
+    start_s: float = 0.0              # video time (container seconds) where analysis starts
+    end_s: float | None = None        # ... and where it stops; None = the video's end
     detector: str | None = None       # None = the default detector
     min_face: int = 20                # pixels, shorter side of the box
     min_score: float | None = None    # detection-score threshold; None = the detector's own default
@@ -57,6 +61,10 @@ class AnalyzeOptions:
             raise ValueError("--fps must be positive (use --every-frame to analyse every frame)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("--max-frames must be at least 1")
+        if not (math.isfinite(self.start_s) and self.start_s >= 0):
+            raise ValueError("--start must be 0 or more seconds")
+        if self.end_s is not None and not (math.isfinite(self.end_s) and self.end_s > self.start_s):
+            raise ValueError(f"--end must be after --start ({self.start_s:g} s)")
         if self.batch_size < 1 or self.frame_batch < 1:
             raise ValueError("batch sizes must be at least 1")
         if self.detect_every < 1:
@@ -78,3 +86,10 @@ class AnalyzeOptions:
             raise ValueError("--workers must be at least 1")
         if not self.cpus_per_worker > 0:
             raise ValueError("--cpus-per-worker must be positive")
+
+    def video_window(self) -> TimeWindow | None:
+        """The stretch of every video that --start/--end select; None = all of it. The frames before it are read,
+        not seeked past, so the frames in it are exactly those a whole-video decode samples there (any frame rate)."""
+        if self.start_s == 0 and self.end_s is None:
+            return None
+        return TimeWindow(self.start_s, self.end_s, seek=False)

@@ -1,14 +1,16 @@
 """CSV outputs of a batch: per-frame CSVs (one per video, one per folder of images), summary.csv, tracks.csv,
-errors.csv, skipped.csv."""
+errors.csv, skipped.csv; and run.json, the settings that made them (provenance.py)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from fer_batch.aggregate import normalise_frame_types
-from fer_batch.export import per_frame_csv_path, write_csv
+from fer_batch.export import atomic_write_bytes, per_frame_csv_path, write_csv
+from fer_batch.provenance import RUN_FILE
 from fer_batch.pipeline import InputOutcome
 
 
@@ -63,3 +65,5 @@ def write_batch_tables(analysis, csv_dir: Path) -> None:
     write_csv(csv_dir / "tracks.csv", analysis.tracks)
     write_csv(csv_dir / "errors.csv", analysis.errors)
     write_csv(csv_dir / "skipped.csv", analysis.skipped)
+    if analysis.settings:
+        atomic_write_bytes(csv_dir / RUN_FILE, (json.dumps(analysis.settings, indent=2) + "\n").encode())

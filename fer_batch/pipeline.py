@@ -76,7 +76,9 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
                 cap, info = open_video(item.path)
                 cap.release()
                 duration = info.frame_count / info.fps if info.fps and info.frame_count else None
+            emitted = 0
             for frame in frames_of(item, options.fps, options.max_frames, problems, window, edges):
+                emitted += 1
                 while not stop.is_set():
                     try:
                         out.put(("frame", item, frame), timeout=0.5)
@@ -85,12 +87,21 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
                         continue
                 if stop.is_set():
                     return
+            if item.kind == "video" and not emitted and window is not None and window == options.video_window():
+                raise _nothing_in_window(options, duration)
         except InputFailure as exc:
             failure = exc
         except Exception as exc:  # a decoder crash on one file must not end the batch
             failure = InputFailure("decode", f"decoding failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         out.put(("end", item, (duration, problems, failure)))
     out.put((_END, None, None))
+
+
+def _nothing_in_window(options: AnalyzeOptions, duration: float | None) -> InputFailure:
+    if duration is not None and options.start_s >= duration:
+        return InputFailure("decode", f"the video is {duration:.2f} s long, so --start {options.start_s:g} leaves "
+                                      "nothing to analyse")
+    return InputFailure("decode", "no frame could be decoded between --start and --end")
 
 
 MAX_BATCH_FRAMES = 32
@@ -117,8 +128,9 @@ class Pipeline:
         """Analyse `items`; `on_done` is called once per input, in input order, as soon as it is finished.
 
         With `window`, only that stretch of each video is decoded, and `edges` is told what its edges looked like
-        (meant for one video at a time: a segment of a long one).
+        (meant for one video at a time: a segment of a long one); without it, the stretch --start/--end select.
         """
+        window = window if window is not None else self.options.video_window()
         frames_queue: queue.Queue = queue.Queue(maxsize=max(4, self.options.frame_batch * 3))
         stop = threading.Event()
         decoder = threading.Thread(target=_decode_all, args=(items, self.options, frames_queue, stop, window, edges),

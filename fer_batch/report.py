@@ -451,6 +451,23 @@ def _problem_table(df: pd.DataFrame, columns: tuple[str, ...], headers: tuple[st
     return f'<div class="table-wrap"><table class="plain"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
+# what an unset (None) setting means, in the settings section
+UNSET_SETTING = {"fps": "every frame", "max_frames": "all", "end_s": "the video's end", "min_score": "the detector's",
+                 "max_side": "the detector's", "annotate_dir": "none written", "model_sha256": "file not readable"}
+
+
+def _settings_section(settings: Mapping[str, object] | None) -> str:
+    """The version, model and options that made these results (provenance.run_settings), as in run.json."""
+    if not settings:
+        return ""
+    rows = "".join(f"<tr><th scope=\"row\">{escape(str(key))}</th>"
+                   f"<td>{escape(UNSET_SETTING.get(key, 'not set') if value is None else str(value))}</td></tr>"
+                   for key, value in settings.items())
+    return ('<section id="settings"><h2>How these results were made</h2>'
+            f'<div class="table-wrap"><table class="plain"><tbody>{rows}</tbody></table></div>'
+            '<p class="empty">The same settings are in run.json beside the CSVs.</p></section>')
+
+
 def _headline(summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame, smooth_s: float) -> str:
     kinds = summary["kind"].value_counts() if "kind" in summary else pd.Series(dtype=int)
     total_faces = pd.to_numeric(summary.get("faces", pd.Series(dtype=float)), errors="coerce").sum()
@@ -645,8 +662,9 @@ def _display_frames(frames: pd.DataFrame, smooth_s: float) -> pd.DataFrame:
 
 def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame,
                   thumbnails: Mapping[tuple[str, int], np.ndarray], *, smooth_s: float = 0.0,
-                  title: str = "fer-batch report") -> str:
-    """The whole report as one HTML page (UTF-8 text) that needs no network."""
+                  title: str = "fer-batch report", settings: Mapping[str, object] | None = None) -> str:
+    """The whole report as one HTML page (UTF-8 text) that needs no network; with `settings`, a last section
+    saying what made it."""
     summary = summary.reset_index(drop=True)
     frames = frames.reset_index(drop=True)  # a new frame with unique labels; the caller's is untouched
     errors = errors if errors is not None else pd.DataFrame(columns=["input", "stage", "reason"])
@@ -687,15 +705,17 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         _problem_table(errors, ("input", "stage", "reason"), ("Input", "Stage", "Reason")),
         f"<h2>Skipped files ({len(skipped):,})</h2>",
         _problem_table(skipped, ("path", "reason"), ("Path", "Reason")),
-        f"</section></main>{app_tag}</body></html>",
+        f"</section>{_settings_section(settings)}</main>{app_tag}</body></html>",
     ])
 
 
 def write_report(path: str | os.PathLike, frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFrame,
                  skipped: pd.DataFrame, thumbnails: Mapping[tuple[str, int], np.ndarray], *,
-                 smooth_s: float = 0.0, title: str = "fer-batch report") -> Path:
+                 smooth_s: float = 0.0, title: str = "fer-batch report",
+                 settings: Mapping[str, object] | None = None) -> Path:
     """Render the report and write it atomically (a temporary file beside `path`, then a rename)."""
-    page = render_report(frames, summary, errors, skipped, thumbnails, smooth_s=smooth_s, title=title)
+    page = render_report(frames, summary, errors, skipped, thumbnails, smooth_s=smooth_s, title=title,
+                         settings=settings)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -305,7 +305,7 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
     step = 1.0 / fps if fps else 0.0
     start_s = window.start_s if window is not None else 0.0
     end_s = window.end_s if window is not None else None
-    next_time = start_s
+    next_time = math.ceil(start_s / step - 1e-6) * step if step else start_s   # the whole video's sampling grid
     index = (_seek_before(cap, info, start_s) if window is not None and window.seek and start_s > 0 else 0) - 1
     emitted = 0
     failures_in_a_row = 0
@@ -334,7 +334,7 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
         if step and time_s + _TOLERANCE_S < next_time:
             continue
         ok, image = cap.retrieve()
-        if edges is not None and edges.start is None:  # the window's first frame: never skipped, as next_time = start_s
+        if edges is not None and edges.start is None:  # the window's first frame (segments start on the grid)
             edges.start = EdgeFrame(index, round(time_s, 6), failures_before, _image_digest(image if ok else None))
         if not ok or image is None:
             if problems is not None:

@@ -43,17 +43,20 @@ class UnitResult:
     edges: WindowEdges | None = None   # for a segment: what its decoder saw at its edges
 
 
-def segment_windows(duration_s: float, fps: float | None, segment_s: float) -> list[TimeWindow]:
-    """Windows of about `segment_s` covering a video of `duration_s`; each starts on a multiple of 1/fps, so a
-    segment samples the frames a whole-video decode samples there. The first reads from the start, the last to the end."""
+def segment_windows(duration_s: float, fps: float | None, segment_s: float,
+                    start_s: float = 0.0, end_s: float | None = None) -> list[TimeWindow]:
+    """Windows of about `segment_s` covering [start_s, end_s) of a video of `duration_s` (the whole video by
+    default); each after the first starts on a multiple of 1/fps, so a segment samples the frames a decode of the
+    whole stretch samples there. The first reads from the video's start (exact), the last ends at `end_s`."""
+    stop = min(duration_s, end_s) if end_s is not None else duration_s
     if fps:
         step = 1.0 / fps
         slots = max(1, round(segment_s / step))
-        starts = [k * slots * step for k in range(math.ceil(duration_s / (slots * step) - 1e-9))]
+        grid = [k * slots * step for k in range(math.ceil(stop / (slots * step) - 1e-9))]
     else:
-        starts = [k * segment_s for k in range(math.ceil(duration_s / segment_s - 1e-9))]
-    starts = starts or [0.0]
-    return [TimeWindow(start, starts[k + 1] if k + 1 < len(starts) else None, seek=k > 0)
+        grid = [k * segment_s for k in range(math.ceil(stop / segment_s - 1e-9))]
+    starts = [start_s] + [start for start in grid if start > start_s + 1e-9]
+    return [TimeWindow(start, starts[k + 1] if k + 1 < len(starts) else end_s, seek=k > 0)
             for k, start in enumerate(starts)]
 
 
@@ -90,9 +93,10 @@ def plan_units(items: Sequence[InputFile], options: AnalyzeOptions) -> list[Work
         flush_photos()
         splittable = options.max_frames is None and options.detect_every == 1
         duration = _video_duration(item) if splittable else None
-        windows = segment_windows(duration, options.fps, options.segment_s) if duration else []
+        windows = (segment_windows(duration, options.fps, options.segment_s, options.start_s, options.end_s)
+                   if duration else [])
         if len(windows) < 2:
-            add((item,))
+            add((item,), options.video_window())
             continue
         for k, window in enumerate(windows):
             add((item,), window, k, len(windows))

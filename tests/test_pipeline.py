@@ -183,6 +183,83 @@ def test_annotate_writes_copies(batch, tmp_path):
     assert cv2.imread(str(written[0])).shape == (400, 800, 3)
 
 
+def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
+    """run.json beside the CSVs and the report's last section: the version, the model by content, the options."""
+    import hashlib
+    import json
+
+    import fer_batch
+    from fer_batch.classify import SHIPPED_MODEL
+    from fer_batch.report import render_report
+
+    result, out = analysis
+    settings = json.loads((out / "csv" / "run.json").read_text())
+    assert settings == result.settings
+    assert settings["fer_batch"] == fer_batch.__version__ and settings["model"] == "shipped"
+    assert settings["model_sha256"] == hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
+    assert (settings["detector"], settings["fps"], settings["start_s"], settings["flip_tta"]) == ("mtcnn", 5.0, 0.0, True)
+    assert "quiet" not in settings and "backend" not in settings   # they change nothing in the results
+    page = (out / "report.html").read_text()
+    assert '<section id="settings">' in page and settings["model_sha256"] in page
+    every_frame = render_report(result.frames, result.summary, result.errors, result.skipped, {},
+                                settings={**settings, "fps": None, "model": "<mine>.keras"})
+    assert "<th scope=\"row\">fps</th><td>every frame</td>" in every_frame and "&lt;mine&gt;.keras" in every_frame
+    copy = tmp_path / "other.keras"
+    copy.write_bytes(SHIPPED_MODEL.read_bytes()[:-1] + b"x")
+    from fer_batch.provenance import model_identity
+
+    assert model_identity(str(copy))["model_sha256"] != settings["model_sha256"]
+
+
+def test_video_times_are_seconds_or_clock_times():
+    from fer_batch.cli import parse_video_time
+
+    assert [parse_video_time(t) for t in ("90", "90.5", "1:30", "01:02:03.5", "0:00")] == [90.0, 90.5, 90.0, 3723.5, 0.0]
+    for bad in ("1:60", "1:60:00", "-5", "x", "1::2", ":30", "nan", "inf", ""):
+        with pytest.raises(ValueError):
+            parse_video_time(bad)
+
+
+def test_cli_start_and_end(batch, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, "-m", "fer_batch", "analyze", "--quiet", "--out", str(tmp_path / "r.html"), str(batch / "videos" / "moving.mp4")]
+    ok = subprocess.run(cmd + ["--start", "0:01", "--end", "2"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    rows = pd.read_csv(next((tmp_path / "r_csv").rglob("moving.mp4.csv")))
+    assert list(rows["time_s"].round(3)) == [1.0, 1.2, 1.4, 1.6, 1.8]
+    for args, message in ((["--start", "1:75"], "--start '1:75' is not a time"), (["--start", "2", "--end", "1"], "--end must be after --start")):
+        refused = subprocess.run(cmd + args, env=env, capture_output=True, text=True)
+        assert refused.returncode == 2 and message in refused.stderr
+
+
+def test_start_and_end_give_the_whole_run_s_frames_in_that_stretch(analysis, batch):
+    """--start 0.5 --end 2.5 on a 3 s clip sampled at 5 frames/s: the frames a whole-video run samples in
+    [0.6, 2.4] (0.5 is off its grid), with the same indices, times, boxes and probabilities; photos unaffected."""
+    import fer_batch
+
+    whole, _ = analysis
+    clip, photo = str(batch / "videos" / "moving.mp4"), str(batch / "photos" / "astronaut.jpg")
+    windowed = fer_batch.analyze([clip, photo], start_s=0.5, end_s=2.5, fps=5.0)
+    expected = whole.frames[(whole.frames["source"] == clip) & (whole.frames["time_s"] > 0.5)
+                            & (whole.frames["time_s"] < 2.5)]
+    got = windowed.frames[windowed.frames["source"] == clip]
+    assert list(got["time_s"].round(3).unique()) == [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4]
+    exact = ["frame", "time_s", "face", "x", "y", "w", "h"]
+    pd.testing.assert_frame_equal(got[exact].reset_index(drop=True), expected[exact].reset_index(drop=True))
+    np.testing.assert_allclose(got[list(LABELS)].to_numpy(float), expected[list(LABELS)].to_numpy(float), atol=1e-4)
+    assert windowed.summary.set_index("source").loc[photo, "faces"] == whole.summary.set_index("source").loc[photo, "faces"]
+
+
+def test_a_start_past_a_video_s_end_fails_that_video_with_its_length(batch):
+    import fer_batch
+
+    clip, photo = str(batch / "videos" / "moving.mp4"), str(batch / "photos" / "astronaut.jpg")
+    result = fer_batch.analyze([clip, photo], start_s=10.0)
+    assert result.errors.to_dict("records") == [
+        {"input": clip, "stage": "decode", "reason": "the video is 3.00 s long, so --start 10 leaves nothing to analyse"}]
+    assert result.summary.set_index("source").loc[photo, "faces"] == 1
+
+
 def test_annotated_copies_inside_the_analysed_folder_are_not_analysed_again(batch, tmp_path):
     """`analyze study --annotate study/annotated`, run twice (or a later run on `study`), used to count every face
     twice: the annotated copies were walked as inputs."""

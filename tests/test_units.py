@@ -45,6 +45,14 @@ def test_segments_start_on_sampling_instants_and_cover_the_video():
     assert len(segment_windows(5.0, 5.0, 5.0)) == 1
 
 
+def test_segments_of_a_start_end_stretch_stay_inside_it_and_on_the_sampling_grid():
+    windows = segment_windows(12.5, 5.0, 5.0, start_s=3.3, end_s=11.0)
+    assert [(w.start_s, w.end_s, w.seek) for w in windows] == [(3.3, 5.0, False), (5.0, 10.0, True), (10.0, 11.0, True)]
+    assert [(w.start_s, w.end_s) for w in segment_windows(12.5, 5.0, 5.0, start_s=5.0)] == [(5.0, 10.0), (10.0, None)]
+    assert [(w.start_s, w.end_s) for w in segment_windows(12.5, 5.0, 5.0, end_s=4.0)] == [(0.0, 4.0)]
+    assert [(w.start_s, w.end_s) for w in segment_windows(12.5, 5.0, 5.0, start_s=20.0)] == [(20.0, None)]
+
+
 def test_plan_keeps_input_order_cuts_long_videos_and_groups_photos(videos, tmp_path):
     for name in ("a.jpg", "b.jpg"):
         cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
@@ -73,17 +81,21 @@ def decode_only(unit: WorkUnit, fps: float | None) -> UnitResult:
 
 
 @pytest.mark.parametrize("fps", [5.0, None])
-@pytest.mark.parametrize("name, segment_s, rereads", [
-    ("cfr.mp4", 5.0, 0),        # constant frame rate: every seek is exact
-    ("vfr.mp4", 5.0, 2),        # OpenCV's frame numbers after a seek are wrong: both later segments read again
-    ("damaged.avi", 1.6, 1),    # the segment starting inside the broken stretch counts fewer broken frames
-    ("ruined.avi", 1.6, None),  # a whole decode gives up in the stretch; so do the segments after it
+@pytest.mark.parametrize("name, segment_s, rereads, stretch", [
+    ("cfr.mp4", 5.0, 0, {}),        # constant frame rate: every seek is exact
+    ("vfr.mp4", 5.0, 2, {}),        # OpenCV's frame numbers after a seek are wrong: both later segments read again
+    ("damaged.avi", 1.6, 1, {}),    # the segment starting inside the broken stretch counts fewer broken frames
+    ("ruined.avi", 1.6, None, {}),  # a whole decode gives up in the stretch; so do the segments after it
+    ("cfr.mp4", 3.0, 0, {"start_s": 2.1, "end_s": 11.3}),   # --start/--end: the stretch, off the grid at both ends
+    ("vfr.mp4", 3.0, None, {"start_s": 2.1, "end_s": 11.3}),
+    ("damaged.avi", 1.6, None, {"start_s": 0.5, "end_s": 4.0}),
 ])
-def test_segments_joined_are_the_frames_of_a_whole_video_decode(videos, name, segment_s, rereads, fps):
+def test_segments_joined_are_the_frames_of_a_whole_video_decode(videos, name, segment_s, rereads, stretch, fps):
     item = walk_inputs([videos / name])[0][0]
+    options = AnalyzeOptions(fps=fps, segment_s=segment_s, **stretch)
     whole_problems: list[str] = []
-    whole = [(f.index, f.time_s) for f in frames_of(item, fps, None, whole_problems)]
-    units = plan_units([item], AnalyzeOptions(fps=fps, segment_s=segment_s))
+    whole = [(f.index, f.time_s) for f in frames_of(item, fps, None, whole_problems, options.video_window())]
+    units = plan_units([item], options)
     assert len(units) > 2
     joined: list[InputOutcome] = []
     joiner = Joiner([item], units, joined.append)
@@ -94,6 +106,8 @@ def test_segments_joined_are_the_frames_of_a_whole_video_decode(videos, name, se
         queue.extendleft(again)
     assert joiner.done and len(joined) == 1
     assert [(r.index, r.time_s) for r in joined[0].results] == whole
+    if stretch:
+        assert stretch["start_s"] <= whole[0][1] and whole[-1][1] < stretch["end_s"]
     assert joined[0].problems == whole_problems and joined[0].error is None
     if rereads is not None:
         assert read_again == rereads
@@ -134,13 +148,14 @@ def batch(videos, tmp_path_factory, astronaut_bgr) -> Path:
     return root
 
 
-def test_units_analysed_and_joined_give_the_outcomes_of_a_local_run(batch):
+@pytest.mark.parametrize("stretch", [{}, {"start_s": 2.1, "end_s": 11.3}])
+def test_units_analysed_and_joined_give_the_outcomes_of_a_local_run(batch, stretch):
     """The worker's side (UnitAnalyzer) and the driver's (Joiner) in this process: frames, track ids across
-    segment boundaries, errors and every thumbnail are those of the local pipeline."""
+    segment boundaries, errors and every thumbnail are those of the local pipeline (also with --start/--end)."""
     from fer_batch.api import Collector, build_stages, run_batch
     from fer_batch.units import UnitAnalyzer
 
-    options = AnalyzeOptions(fps=5.0, segment_s=5.0)
+    options = AnalyzeOptions(fps=5.0, segment_s=5.0, **stretch)
     inputs, skipped = walk_inputs([batch])
     stages = build_stages(options)
     local = run_batch(inputs, Collector(skipped), options, stages)
@@ -162,6 +177,8 @@ def test_units_analysed_and_joined_give_the_outcomes_of_a_local_run(batch):
     assert all(np.array_equal(joined.thumbnails[key], local.thumbnails[key]) for key in local.thumbnails)
     cfr = joined.frames[joined.frames["source"].str.endswith("cfr.mp4")]
     assert cfr["time_s"].max() >= 10.0 and cfr["track_id"].nunique() == 1  # one track over both boundaries
+    if stretch:
+        assert cfr["time_s"].min() >= 2.1 and cfr["time_s"].max() < 11.3
 
 
 def test_local_path_never_imports_ray(batch, tmp_path):
