@@ -22,6 +22,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 TRACK_COLUMNS: tuple[str, ...] = (
     "source", "track_id", "first_frame", "last_frame", "start_s", "end_s", "faces", *PROFILE_COLUMNS,
 )
+BY_SECOND_COLUMNS: tuple[str, ...] = (
+    "second", "videos_analysed", "videos_with_face", "faces", *(f"mean_{label}" for label in LABELS),
+    "dominant_expression",
+)
 ERROR_COLUMNS: tuple[str, ...] = ("input", "stage", "reason")
 SKIPPED_COLUMNS: tuple[str, ...] = ("path", "reason")
 
@@ -107,6 +111,31 @@ def track_summary(frames: pd.DataFrame) -> pd.DataFrame:
     for col in ("track_id", "first_frame", "last_frame", "faces"):
         df[col] = pd.to_numeric(df[col]).astype("Int64")
     return df
+
+
+def videos_by_second(frames: pd.DataFrame, videos: Iterable[str]) -> pd.DataFrame:
+    """All videos together, second by second of each video's own time (for recordings of one stimulus): for each
+    whole second any video was analysed at, how many videos were analysed then and how many showed a face, how
+    many face rows there are, and each expression's mean probability, averaged first within each video and then
+    across the videos with a face, so each counts once (empty when none had one)."""
+    rows = frames[frames["source"].isin(set(videos)) & frames["time_s"].notna()]
+    if rows.empty:
+        return pd.DataFrame(columns=list(BY_SECOND_COLUMNS))
+    rows = rows.assign(second=np.floor(rows["time_s"].to_numpy(float) + 1e-6).astype(np.int64))
+    faces = rows[rows["face"].notna()]
+    seconds = pd.Index(np.unique(rows["second"].to_numpy()), name="second")
+    per_video = faces.groupby(["second", "source"], sort=True)[list(LABELS)].mean()
+    means = per_video.groupby(level="second").mean().reindex(seconds)
+    df = pd.DataFrame({
+        "second": seconds.to_numpy(np.int64),
+        "videos_analysed": rows.groupby("second")["source"].nunique().reindex(seconds).to_numpy(np.int64),
+        "videos_with_face": per_video.groupby(level="second").size().reindex(seconds, fill_value=0).to_numpy(np.int64),
+        "faces": faces.groupby("second").size().reindex(seconds, fill_value=0).to_numpy(np.int64)})
+    for label in LABELS:
+        df[f"mean_{label}"] = means[label].round(5).to_numpy()
+    probs = means[list(LABELS)].to_numpy(float)
+    df["dominant_expression"] = [LABELS[int(np.nanargmax(p))] if not np.isnan(p).all() else None for p in probs]
+    return df[list(BY_SECOND_COLUMNS)]
 
 
 def _rounded(seconds: float) -> float | None:

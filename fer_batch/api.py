@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fer_batch.aggregate import (ERROR_COLUMNS, SKIPPED_COLUMNS, frames_dataframe, normalise_frame_types,
-                                 summarise, summary_dataframe, track_summary)
+                                 summarise, summary_dataframe, track_summary, videos_by_second)
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.provenance import run_settings
@@ -41,6 +41,11 @@ class Analysis:
     def tracks(self) -> pd.DataFrame:
         return track_summary(self.frames)
 
+    @property
+    def by_second(self) -> pd.DataFrame:
+        """All videos second by second (aggregate.videos_by_second)."""
+        return videos_by_second(self.frames, [source for source, kind in self.kinds.items() if kind == "video"])
+
     def write_csvs(self, csv_dir: str | os.PathLike) -> None:
         from fer_batch.outputs import write_all_csvs
 
@@ -50,7 +55,7 @@ class Analysis:
         from fer_batch.report import write_report
 
         write_report(path, self.frames, self.summary, self.errors, self.skipped, self.thumbnails,
-                     smooth_s=smooth_s, title=title, settings=self.settings)
+                     smooth_s=smooth_s, title=title, settings=self.settings, by_second=self.by_second)
 
 
 class Collector:

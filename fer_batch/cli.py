@@ -61,7 +61,7 @@ def _video_time(option: str, text: str) -> float:
 
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
-                 resume: bool = False) -> int:
+                 resume: bool = False, dry_run: bool = False) -> int:
     from fer_batch.api import analyze_into
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import progress_bars, summary_screen
@@ -78,6 +78,11 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     if not inputs:
         _fail("no videos or images found in " + ", ".join(str(p) for p in paths)
               + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
+    if dry_run:
+        from fer_batch.dry_run import format_plan, plan_inputs
+
+        typer.echo(format_plan(plan_inputs(inputs, options), skipped))
+        return EXIT_OK
     if csv_dir is None and out is not None:
         csv_dir = out.with_name(out.stem + "_csv")
     if csv_dir is None:
@@ -131,6 +136,8 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in the same CSV folder: "
                                 "inputs it finished (same path, size and time) are not analysed again."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be analysed (kind, duration, about how "
+                                 "many frames) and skipped, from the files and video headers; load no model, write nothing."),
     backend: Backend = typer.Option(Backend.local, "--backend", help="Where the work runs: this process, or a Ray "
                                     "cluster (pip install 'fer-batch[ray]'); the outputs are the same."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray: the cluster to join (e.g. HEAD:6379) "
@@ -142,7 +149,7 @@ def analyze(
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="Ray: CPUs each worker asks for and "
                                           "uses for TensorFlow when it has no GPU."),
 ) -> None:
-    """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, tracks.csv, errors.csv and an HTML report."""
+    """Walk, detect, classify, track and aggregate: per-frame CSVs, summary.csv, tracks.csv, videos_by_second.csv, errors.csv, run.json and an HTML report."""
     from fer_batch.options import FAST_SETTINGS, AnalyzeOptions
 
     if fast:
@@ -159,7 +166,7 @@ def analyze(
         zoom_tta=zoom_tta, align=align, annotate_dir=str(annotate) if annotate else None, include_hidden=include_hidden, quiet=quiet,
         backend=backend.value, address=address, segment_s=segment_seconds, workers=workers,
         cpus_per_worker=cpus_per_worker)
-    raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume))
+    raise typer.Exit(run_analysis(paths, out, csv_dir, smooth, options, resume=resume, dry_run=dry_run))
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """CSV outputs of a batch: per-frame CSVs (one per video, one per folder of images), summary.csv, tracks.csv,
-errors.csv, skipped.csv; and run.json, the settings that made them (provenance.py)."""
+videos_by_second.csv, errors.csv, skipped.csv; and run.json, the settings that made them (provenance.py)."""
 from __future__ import annotations
 
 import json
@@ -60,9 +60,10 @@ def write_all_csvs(analysis, csv_dir: str | os.PathLike) -> None:
 
 
 def write_batch_tables(analysis, csv_dir: Path) -> None:
-    """The tables of the whole batch: summary.csv, tracks.csv, errors.csv, skipped.csv."""
+    """The tables of the whole batch: summary.csv, tracks.csv, videos_by_second.csv, errors.csv, skipped.csv."""
     write_csv(csv_dir / "summary.csv", analysis.summary)
     write_csv(csv_dir / "tracks.csv", analysis.tracks)
+    write_csv(csv_dir / "videos_by_second.csv", analysis.by_second)
     write_csv(csv_dir / "errors.csv", analysis.errors)
     write_csv(csv_dir / "skipped.csv", analysis.skipped)
     if analysis.settings:

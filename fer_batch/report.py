@@ -182,6 +182,21 @@ def overview_dominant_figure(summary: pd.DataFrame) -> dict[str, Any]:
                           yaxis=_axis("inputs", fixedrange=True, rangemode="tozero"))}
 
 
+def overview_by_second_figure(by_second: pd.DataFrame) -> dict[str, Any]:
+    """All videos second by second: each expression's mean probability (each video counted once) over video time."""
+    seconds = _floats(by_second["second"])
+    videos = [int(v) for v in by_second["videos_with_face"]]
+    traces = [{
+        "type": "scatter", "mode": "lines+markers" if len(seconds) < 3 else "lines", "name": label, "x": seconds,
+        "y": _floats(by_second[f"mean_{label}"]), "customdata": videos, "line": {"color": EXPRESSION_COLORS[label], "width": 2},
+        "connectgaps": False, "hovertemplate": label + ": %{y:.2f} (%{customdata} videos with a face)<extra></extra>",
+    } for label in LABELS]
+    return {"data": traces, "layout": _layout(
+        320, hovermode="x unified", xaxis=_axis("second of video time"),
+        yaxis=_axis("mean probability", range=[0, 1.02], fixedrange=True),
+    )}
+
+
 def share_figure(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """One input's share of faces per expression beside its mean probability per expression."""
     shares = _floats(row.get(f"share_{label}") for label in LABELS)
@@ -662,9 +677,11 @@ def _display_frames(frames: pd.DataFrame, smooth_s: float) -> pd.DataFrame:
 
 def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame,
                   thumbnails: Mapping[tuple[str, int], np.ndarray], *, smooth_s: float = 0.0,
-                  title: str = "fer-batch report", settings: Mapping[str, object] | None = None) -> str:
+                  title: str = "fer-batch report", settings: Mapping[str, object] | None = None,
+                  by_second: pd.DataFrame | None = None) -> str:
     """The whole report as one HTML page (UTF-8 text) that needs no network; with `settings`, a last section
-    saying what made it."""
+    saying what made it; with `by_second` (aggregate.videos_by_second) covering two videos or more at some
+    second, an overview chart of all videos together."""
     summary = summary.reset_index(drop=True)
     frames = frames.reset_index(drop=True)  # a new frame with unique labels; the caller's is untouched
     errors = errors if errors is not None else pd.DataFrame(columns=["input", "stage", "reason"])
@@ -681,6 +698,12 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         for i, (_, row) in enumerate(summary.iterrows())
     ]
     overview = {"dominant": overview_dominant_figure(summary), "shares": overview_share_figure(summary)}
+    together = ""
+    if by_second is not None and len(by_second) and int(by_second["videos_with_face"].max()) >= 2:
+        overview["by_second"] = overview_by_second_figure(by_second)
+        together = ('<div class="panel"><h4>All videos together, second by second of each video\'s time '
+                    '(mean probability, each video counted once; for recordings of one stimulus)</h4>'
+                    '<div class="fig" data-fig="by_second"></div></div>')
     script_hashes: list[str] = []
     plotly_tag = _inline_script(_plotly_js(), script_hashes)
     app_tag = _inline_script(SCRIPT, script_hashes)
@@ -697,7 +720,7 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         '<section id="overview"><div class="grid">',
         '<div class="panel"><h4>Inputs by dominant expression</h4><div class="fig" data-fig="dominant"></div></div>',
         '<div class="panel"><h4>Share of each expression per input</h4>',
-        '<div class="scroll"><div class="fig" data-fig="shares"></div></div></div></div>',
+        '<div class="scroll"><div class="fig" data-fig="shares"></div></div></div></div>', together,
         f'<script type="application/json" id="figs-overview">{script_json(overview)}</script></section>',
         f'<section id="files"><h2>Inputs</h2>{no_inputs}{_files_table(summary)}</section>',
         f'<section id="details"><h2>Per input</h2>{"".join(sections)}</section>',
@@ -712,10 +735,10 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
 def write_report(path: str | os.PathLike, frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFrame,
                  skipped: pd.DataFrame, thumbnails: Mapping[tuple[str, int], np.ndarray], *,
                  smooth_s: float = 0.0, title: str = "fer-batch report",
-                 settings: Mapping[str, object] | None = None) -> Path:
+                 settings: Mapping[str, object] | None = None, by_second: pd.DataFrame | None = None) -> Path:
     """Render the report and write it atomically (a temporary file beside `path`, then a rename)."""
     page = render_report(frames, summary, errors, skipped, thumbnails, smooth_s=smooth_s, title=title,
-                         settings=settings)
+                         settings=settings, by_second=by_second)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -1,5 +1,6 @@
 """Per-track summaries from per-frame rows."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_batch.aggregate import TRACK_COLUMNS, frames_dataframe, track_summary
@@ -49,3 +50,28 @@ def test_one_row_per_track_in_input_order_with_its_expressions() -> None:
 def test_no_tracks_gives_the_header_only() -> None:
     tracks = track_summary(frames_dataframe([frame("photo.jpg", 0, None, [(None, "happy")])]))
     assert tracks.empty and list(tracks.columns) == list(TRACK_COLUMNS)
+
+
+def test_all_videos_by_second_count_each_video_once() -> None:
+    from fer_batch.aggregate import BY_SECOND_COLUMNS, videos_by_second
+
+    frames = frames_dataframe([
+        frame("a.mp4", 0, 0.0, [(1, "happy"), (2, "happy")]),   # a: three happy faces in second 0 ...
+        frame("a.mp4", 5, 0.5, [(1, "happy")]),
+        frame("b.mp4", 0, 0.2, [(1, "sad")]),                   # ... b: one sad face; each video weighs the same
+        frame("a.mp4", 10, 1.0, []),                             # second 1: a analysed, no face; b not analysed
+        frame("b.mp4", 30, 2.999, [(1, "fear")]),                # second 2, not 3
+        frame("photo.jpg", 0, None, [(None, "angry")]),          # photos are not in it
+    ])
+    table = videos_by_second(frames, ["a.mp4", "b.mp4"])
+    assert list(table.columns) == list(BY_SECOND_COLUMNS)
+    assert table["second"].tolist() == [0, 1, 2]
+    assert table["videos_analysed"].tolist() == [2, 1, 1]
+    assert table["videos_with_face"].tolist() == [2, 0, 1]
+    assert table["faces"].tolist() == [4, 0, 1]
+    expected = (one_hot("happy") + one_hot("sad")) / 2
+    assert np.allclose(table.loc[0, [f"mean_{label}" for label in LABELS]].to_numpy(float), expected, atol=1e-5)
+    assert table.loc[0, "mean_happy"] == table.loc[0, "mean_sad"] == pytest.approx(0.4583, abs=1e-4)
+    assert table.loc[1, [f"mean_{label}" for label in LABELS]].isna().all() and pd.isna(table.loc[1, "dominant_expression"])
+    assert table.loc[2, "dominant_expression"] == "fear"
+    assert videos_by_second(frames, []).empty

@@ -211,6 +211,18 @@ def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
     assert model_identity(str(copy))["model_sha256"] != settings["model_sha256"]
 
 
+def test_videos_by_second_csv_covers_every_analysed_second_of_the_videos(analysis):
+    from fer_batch.aggregate import BY_SECOND_COLUMNS
+
+    result, out = analysis
+    table = pd.read_csv(out / "csv" / "videos_by_second.csv")
+    assert list(table.columns) == list(BY_SECOND_COLUMNS)
+    videos = result.frames[result.frames["source"].map(result.kinds) == "video"]
+    assert table["second"].tolist() == sorted(set(videos["time_s"].astype(float).floordiv(1).astype(int)))
+    assert table["faces"].sum() == videos["face"].notna().sum() > 0
+    assert table["videos_analysed"].max() == 2 and table["videos_with_face"].max() == 1   # blank.mp4 has no face
+
+
 def test_video_times_are_seconds_or_clock_times():
     from fer_batch.cli import parse_video_time
 

@@ -333,3 +333,24 @@ def test_report_works_in_headless_chromium(tmp_path: Path, batch: dict, browser)
     browser.settle()
     assert browser.dialogs == []
     assert browser.console_errors == []
+
+
+def test_all_videos_together_and_the_settings_are_drawn_in_headless_chromium(tmp_path: Path, batch: dict, browser) -> None:
+    """With two videos that show faces at the same seconds, the overview gains the all-videos chart; the settings
+    table closes the page. In Chromium: three overview charts drawn, seven lines in the new one, no errors."""
+    from fer_batch.aggregate import videos_by_second
+
+    by_second = videos_by_second(batch["frames"], batch["summary"].loc[batch["summary"]["kind"] == "video", "source"])
+    assert by_second["videos_with_face"].max() == 2
+    settings = {"fer_batch": "0.1.0", "model": "<mine>.keras", "fps": None}
+    report = write_report(tmp_path / "report.html", **batch, by_second=by_second, settings=settings)
+    figures = _json_blocks(report.read_text(encoding="utf-8"))["figs-overview"]
+    assert all(trace["x"] == by_second["second"].tolist() for trace in figures["by_second"]["data"])
+    browser.open(report)
+    assert browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig")) == 3
+    assert browser.evaluate("document.querySelectorAll('#overview [data-fig=by_second] .scatterlayer .trace').length") == 7
+    rows = browser.evaluate("Array.from(document.querySelectorAll('#settings tr'), r => r.textContent)")
+    assert rows == ["fer_batch0.1.0", "model<mine>.keras", "fpsevery frame"]
+    assert browser.console_errors == []
+    alone = render_report(**batch, by_second=by_second.assign(videos_with_face=1))
+    assert 'data-fig="by_second"' not in alone and '"by_second"' not in alone

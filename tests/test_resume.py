@@ -116,7 +116,7 @@ def test_same_inputs_and_options_give_identical_csv_bytes(inputs, clean, tmp_pat
     again = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "again.html"), str(inputs))
     assert again.returncode == 1, again.stderr
     first, second = read_csvs(clean), read_csvs(tmp_path / "again_csv")
-    assert len(first) == 8 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 4 tables
+    assert len(first) == 9 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 5 tables
 
 
 # -- the journal on its own ----------------------------------------------------------------------------

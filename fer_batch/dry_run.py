@@ -1,0 +1,84 @@
+"""`analyze --dry-run`: what a run would analyse and skip, from the files and the videos' headers alone.
+
+No model or detector is loaded and nothing is written, so it answers in seconds for a large folder: which files
+count, how much video there is and about how many frames the chosen --fps/--start/--end/--max-frames would analyse.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fer_batch.options import AnalyzeOptions
+from fer_batch.sources import InputFailure, InputFile, VideoInfo, check_readable, open_video
+from fer_batch.types import SkippedFile
+
+
+@dataclass(frozen=True)
+class PlannedInput:
+    source: str
+    kind: str                  # "video" or "image"
+    duration_s: float | None   # a video's, from its header
+    frames: int | None         # frames the run would analyse, estimated from the header; None = not known
+    problem: str | None        # why the run would fail it, where that shows without decoding
+
+
+def estimate_frames(info: VideoInfo, options: AnalyzeOptions) -> int | None:
+    """Frames sampled from a video with this header: the multiples of 1/fps inside [start, end) (each takes the
+    first frame at or after it, so never more than the video's frames there), capped by max_frames."""
+    if not info.fps or not info.frame_count:
+        return None
+    duration = info.frame_count / info.fps
+    start = options.start_s
+    stop = min(options.end_s, duration) if options.end_s is not None else duration
+    if stop <= start:
+        return 0
+    frames_there = math.ceil(stop * info.fps - 1e-6) - math.ceil(start * info.fps - 1e-6)
+    frames = frames_there
+    if options.fps:
+        frames = min(frames_there, math.ceil(stop * options.fps - 1e-6) - math.ceil(start * options.fps - 1e-6))
+    return min(frames, options.max_frames) if options.max_frames else frames
+
+
+def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[PlannedInput]:
+    planned = []
+    for item in inputs:
+        if item.kind != "video":
+            try:
+                check_readable(item.path)
+                planned.append(PlannedInput(item.source, item.kind, None, 1, None))
+            except (InputFailure, OSError) as exc:
+                planned.append(PlannedInput(item.source, item.kind, None, None, getattr(exc, "reason", str(exc))))
+            continue
+        try:
+            cap, info = open_video(item.path)
+            cap.release()
+        except (InputFailure, OSError) as exc:
+            planned.append(PlannedInput(item.source, item.kind, None, None, getattr(exc, "reason", str(exc))))
+            continue
+        duration = info.frame_count / info.fps if info.fps and info.frame_count else None
+        problem = None
+        if duration is not None and options.start_s >= duration:
+            problem = f"the video is {duration:.2f} s long, so --start {options.start_s:g} leaves nothing to analyse"
+        planned.append(PlannedInput(item.source, item.kind, duration, estimate_frames(info, options), problem))
+    return planned
+
+
+def format_plan(planned: Sequence[PlannedInput], skipped: Sequence[SkippedFile]) -> str:
+    """One line per input (kind, duration, frames, source; and why it would fail), a total, the skipped files."""
+    lines = [f"{'kind':<6} {'duration':>10} {'frames':>8}  input"]
+    for row in planned:
+        duration = f"{row.duration_s:.1f} s" if row.duration_s is not None else "-"
+        frames = f"{row.frames:,}" if row.frames is not None else "?"
+        lines.append(f"{row.kind:<6} {duration:>10} {frames:>8}  {row.source}"
+                     + (f"  (would fail: {row.problem})" if row.problem else ""))
+    videos = [row for row in planned if row.kind == "video"]
+    known = [row.frames for row in planned if row.frames is not None and not row.problem]
+    failing = sum(row.problem is not None for row in planned)
+    unknown = sum(row.frames is None and not row.problem for row in planned)
+    lines.append(f"{len(planned):,} input(s): {len(videos):,} video(s), {len(planned) - len(videos):,} photo(s); "
+                 f"{sum(row.duration_s or 0.0 for row in videos):,.1f} s of video; about {sum(known):,} frame(s) "
+                 f"to analyse" + (f" (and {unknown:,} video(s) of unknown length)" if unknown else "")
+                 + f"; {failing:,} would fail; {len(skipped):,} skipped")
+    lines += [f"skipped: {entry.path} ({entry.reason})" for entry in skipped]
+    return "\n".join(lines)
