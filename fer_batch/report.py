@@ -187,8 +187,8 @@ def overview_by_second_figure(by_second: pd.DataFrame) -> dict[str, Any]:
     seconds = _floats(by_second["second"])
     videos = [int(v) for v in by_second["videos_with_face"]]
     traces = [{
-        "type": "scatter", "mode": "lines+markers" if len(seconds) < 3 else "lines", "name": label, "x": seconds,
-        "y": _floats(by_second[f"mean_{label}"]), "customdata": videos, "line": {"color": EXPRESSION_COLORS[label], "width": 2},
+        "type": "scatter", "mode": "lines+markers", "name": label, "x": seconds, "y": _floats(by_second[f"mean_{label}"]),
+        "customdata": videos, "line": {"color": EXPRESSION_COLORS[label], "width": 2}, "marker": {"size": 4},
         "connectgaps": False, "hovertemplate": label + ": %{y:.2f} (%{customdata} videos with a face)<extra></extra>",
     } for label in LABELS]
     return {"data": traces, "layout": _layout(
