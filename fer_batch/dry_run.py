@@ -57,10 +57,8 @@ def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[Pl
             planned.append(PlannedInput(item.source, item.kind, None, None, getattr(exc, "reason", str(exc))))
             continue
         duration = info.frame_count / info.fps if info.fps and info.frame_count else None
-        problem = None
-        if duration is not None and options.start_s >= duration:
-            problem = f"the video is {duration:.2f} s long, so --start {options.start_s:g} leaves nothing to analyse"
-        planned.append(PlannedInput(item.source, item.kind, duration, estimate_frames(info, options), problem))
+        planned.append(PlannedInput(item.source, item.kind, duration, estimate_frames(info, options),
+                                    options.start_past_end(duration)))
     return planned
 
 

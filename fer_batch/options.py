@@ -93,3 +93,9 @@ class AnalyzeOptions:
         if self.start_s == 0 and self.end_s is None:
             return None
         return TimeWindow(self.start_s, self.end_s, seek=False)
+
+    def start_past_end(self, duration_s: float | None) -> str | None:
+        """Why a video of `duration_s` has nothing to analyse under --start (None when it has, or is of unknown length)."""
+        if duration_s is not None and self.start_s >= duration_s:
+            return f"the video is {duration_s:.2f} s long, so --start {self.start_s:g} leaves nothing to analyse"
+        return None

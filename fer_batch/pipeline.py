@@ -98,10 +98,7 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
 
 
 def _nothing_in_window(options: AnalyzeOptions, duration: float | None) -> InputFailure:
-    if duration is not None and options.start_s >= duration:
-        return InputFailure("decode", f"the video is {duration:.2f} s long, so --start {options.start_s:g} leaves "
-                                      "nothing to analyse")
-    return InputFailure("decode", "no frame could be decoded between --start and --end")
+    return InputFailure("decode", options.start_past_end(duration) or "no frame could be decoded between --start and --end")
 
 
 MAX_BATCH_FRAMES = 32
