@@ -67,17 +67,22 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     from fer_batch.console import progress_bars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
     from fer_batch.options import BackendUnavailable
-    from fer_batch.sources import walk_inputs
+    from fer_batch.sources import NOT_FOUND, walk_inputs
     from fer_batch.state import ResumeRefused, RunLocked
 
     try:
         options.validate()
     except ValueError as exc:
         _fail(str(exc))
+    if not (math.isfinite(smooth) and smooth >= 0):
+        _fail("--smooth must be 0 or more seconds")
     inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden, annotate_dir=options.annotate_dir)
+    missing = [entry.path for entry in skipped if entry.reason == NOT_FOUND]
+    for path in missing:
+        typer.echo(f"fer-batch: no such file or folder: {path}", err=True)
     if not inputs:
         _fail("no videos or images found in " + ", ".join(str(p) for p in paths)
-              + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
+              + (f" ({len(skipped) - len(missing)} other file(s) skipped)" if len(skipped) > len(missing) else ""))
     if dry_run:
         from fer_batch.dry_run import format_plan, plan_inputs
 
@@ -101,7 +106,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         _fail(f"cannot write into {exc.filename or csv_dir} ({exc.strerror or exc})")
     if not options.quiet:
         typer.echo(summary_screen(analysis, out, csv_dir), err=True)
-    return EXIT_OK if analysis.ok else EXIT_SOME_FAILED
+    return EXIT_OK if analysis.ok and not missing else EXIT_SOME_FAILED
 
 
 @app.command()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fer_batch.sources import NOT_FOUND
+
 
 @contextmanager
 def progress_bars(n_files: int, quiet: bool) -> Callable[[str, int], None]:
@@ -25,9 +27,11 @@ def summary_screen(analysis, report: Path | None, csv_dir: Path | None) -> str:
     summary, errors, skipped = analysis.summary, analysis.errors, analysis.skipped
     faces = int(summary["faces"].sum()) if len(summary) else 0
     frames = int(summary["frames_analysed"].sum()) if len(summary) else 0
+    missing = int((skipped["reason"] == NOT_FOUND).sum()) if len(skipped) else 0
     lines = [
         f"analysed {len(summary)} input(s): {frames} frame(s), {faces} face(s); "
-        f"{len(errors)} failed, {len(skipped)} skipped (not media)",
+        f"{len(errors)} failed, {len(skipped) - missing} skipped (not media)"
+        + (f", {missing} not found" if missing else ""),
     ]
     with_faces = summary[summary["faces"] > 0] if len(summary) else summary
     if len(with_faces):

@@ -5,12 +5,11 @@ count, how much video there is and about how many frames the chosen --fps/--star
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fer_batch.options import AnalyzeOptions
-from fer_batch.sources import InputFailure, InputFile, VideoInfo, check_readable, open_video
+from fer_batch.sources import InputFailure, InputFile, check_readable, header_sample_count, open_video
 from fer_batch.types import SkippedFile
 
 
@@ -21,23 +20,6 @@ class PlannedInput:
     duration_s: float | None   # a video's, from its header
     frames: int | None         # frames the run would analyse, estimated from the header; None = not known
     problem: str | None        # why the run would fail it, where that shows without decoding
-
-
-def estimate_frames(info: VideoInfo, options: AnalyzeOptions) -> int | None:
-    """Frames sampled from a video with this header: the multiples of 1/fps inside [start, end) (each takes the
-    first frame at or after it, so never more than the video's frames there), capped by max_frames."""
-    if not info.fps or not info.frame_count:
-        return None
-    duration = info.frame_count / info.fps
-    start = options.start_s
-    stop = min(options.end_s, duration) if options.end_s is not None else duration
-    if stop <= start:
-        return 0
-    frames_there = math.ceil(stop * info.fps - 1e-6) - math.ceil(start * info.fps - 1e-6)
-    frames = frames_there
-    if options.fps:
-        frames = min(frames_there, math.ceil(stop * options.fps - 1e-6) - math.ceil(start * options.fps - 1e-6))
-    return min(frames, options.max_frames) if options.max_frames else frames
 
 
 def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[PlannedInput]:
@@ -57,7 +39,8 @@ def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[Pl
             planned.append(PlannedInput(item.source, item.kind, None, None, getattr(exc, "reason", str(exc))))
             continue
         duration = info.frame_count / info.fps if info.fps and info.frame_count else None
-        planned.append(PlannedInput(item.source, item.kind, duration, estimate_frames(info, options),
+        planned.append(PlannedInput(item.source, item.kind, duration, header_sample_count(info, options.fps, options.start_s, options.end_s,
+                                                        options.max_frames),
                                     options.start_past_end(duration)))
     return planned
 

@@ -32,7 +32,8 @@ class _Parts:
 
 class Joiner:
     def __init__(self, inputs: Sequence[InputFile], units: Sequence[WorkUnit],
-                 on_done: Callable[[InputOutcome], None], on_frames: Callable[[int], None] | None = None):
+                 on_done: Callable[[InputOutcome], None], on_frames: Callable[[int], None] | None = None,
+                 fps: float | None = None):
         self._inputs = list(inputs)
         self._position = {item.source: i for i, item in enumerate(self._inputs)}
         self._parts: dict[str, _Parts] = {}
@@ -44,6 +45,7 @@ class Joiner:
         self._next = 0
         self._on_done = on_done
         self._on_frames = on_frames or (lambda n: None)
+        self._fps = fps   # the sampling rate, which sets how long a track may go unseen
 
     @property
     def done(self) -> bool:
@@ -88,7 +90,7 @@ class Joiner:
             self._on_frames(len(parts.outcomes[k].results))
         if parts.complete:
             position = self._position[source]
-            self._finished[position] = _assemble(self._inputs[position], parts.outcomes)
+            self._finished[position] = _assemble(self._inputs[position], parts.outcomes, self._fps)
             del self._parts[source]
             self._emit()
         return []
@@ -99,10 +101,10 @@ class Joiner:
             self._next += 1
 
 
-def _assemble(item: InputFile, parts: list[InputOutcome]) -> InputOutcome:
+def _assemble(item: InputFile, parts: list[InputOutcome], fps: float | None) -> InputOutcome:
     """One input's outcome from its parts in order, as far as the first that failed (a local run stops there too)."""
     outcome = InputOutcome(item, duration_s=parts[0].duration_s)
-    assembler = ResultAssembler()
+    assembler = ResultAssembler(fps)
     for part in parts:
         for result in part.results:
             assembler.add(outcome, result.index, result.time_s, result.faces, result.thumbnails.__getitem__)

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, fields
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN
+from fer_batch.detect.base import MIN_MAX_SIDE
 from fer_batch.sources import TimeWindow
 
 BACKENDS = ("local", "ray")
@@ -57,8 +58,12 @@ class AnalyzeOptions:
         return cls(**kwargs)
 
     def validate(self) -> None:
-        if self.fps is not None and self.fps <= 0:
-            raise ValueError("--fps must be positive (use --every-frame to analyse every frame)")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError("--fps must be a positive number (use --every-frame to analyse every frame)")
+        if self.min_score is not None and not 0 <= self.min_score <= 1:
+            raise ValueError("--min-score must be between 0 and 1")
+        if self.max_side is not None and self.max_side < MIN_MAX_SIDE:
+            raise ValueError(f"--max-side must be at least {MIN_MAX_SIDE} pixels")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("--max-frames must be at least 1")
         if not (math.isfinite(self.start_s) and self.start_s >= 0):
@@ -80,7 +85,7 @@ class AnalyzeOptions:
         if self.backend == "ray" and self.annotate_dir:
             raise ValueError("--annotate needs --backend local: annotated copies are drawn where the frames are "
                              "decoded, which with Ray is on the cluster's workers")
-        if not self.segment_s > 0:
+        if not (math.isfinite(self.segment_s) and self.segment_s > 0):
             raise ValueError("--segment-seconds must be positive")
         if self.workers is not None and self.workers < 1:
             raise ValueError("--workers must be at least 1")

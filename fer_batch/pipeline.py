@@ -16,8 +16,9 @@ from fer_batch.crops import crop_faces, thumbnail
 from fer_batch.detect.base import Detector
 from fer_batch.keyframes import KeyframeScheduler
 from fer_batch.options import AnalyzeOptions
-from fer_batch.sources import InputFailure, InputFile, TimeWindow, WindowEdges, frames_of, open_video
-from fer_batch.track import IouTracker
+from fer_batch.sources import (InputFailure, InputFile, TimeWindow, VideoInfo, WindowEdges, frames_of,
+                               header_sample_count, open_video)
+from fer_batch.track import IouTracker, max_track_gap_s
 from fer_batch.types import Faces, Frame, FrameResult, InputError
 
 
@@ -40,15 +41,17 @@ class ResultAssembler:
     """The last step of a frame's analysis: track ids for a video's faces, each track's (or photo face's) best
     thumbnail, and the frame appended to its input's results. Both backends finish frames here."""
 
-    def __init__(self) -> None:
+    def __init__(self, fps: float | None = None) -> None:
         self._trackers: dict[str, IouTracker] = {}
+        self._max_gap_s = max_track_gap_s(fps)
 
     def add(self, outcome: InputOutcome, index: int, time_s: float | None, faces: Faces,
             thumbnail_of: Callable[[int], np.ndarray]) -> None:
         """Finish one frame; `thumbnail_of(i)` gives face i's thumbnail (asked only when it is the best so far)."""
         item = outcome.item
         if item.kind == "video":
-            faces.track_ids = self._trackers.setdefault(item.source, IouTracker()).update(faces.boxes, time_s or 0.0)
+            tracker = self._trackers.setdefault(item.source, IouTracker(max_gap_s=self._max_gap_s))
+            faces.track_ids = tracker.update(faces.boxes, time_s or 0.0)
         else:
             faces.track_ids = None
         keys = faces.track_ids if faces.track_ids is not None else range(len(faces))
@@ -70,7 +73,7 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
             return
         problems: list[str] = []
         failure: InputFailure | None = None
-        duration = None
+        duration, info = None, None
         try:
             if item.kind == "video":
                 cap, info = open_video(item.path)
@@ -88,7 +91,7 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
                 if stop.is_set():
                     return
             if item.kind == "video" and not emitted and window is not None and window == options.video_window():
-                raise _nothing_in_window(options, duration)
+                raise _nothing_in_window(options, info)
         except InputFailure as exc:
             failure = exc
         except Exception as exc:  # a decoder crash on one file must not end the batch
@@ -97,8 +100,15 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
     out.put((_END, None, None))
 
 
-def _nothing_in_window(options: AnalyzeOptions, duration: float | None) -> InputFailure:
-    return InputFailure("decode", options.start_past_end(duration) or "no frame could be decoded between --start and --end")
+def _nothing_in_window(options: AnalyzeOptions, info: VideoInfo | None) -> InputFailure:
+    duration = info.frame_count / info.fps if info is not None and info.fps and info.frame_count else None
+    if options.start_past_end(duration):
+        return InputFailure("decode", options.start_past_end(duration))
+    if info is not None and header_sample_count(info, options.fps, options.start_s, options.end_s) == 0:
+        rate = f"--fps {options.fps:g}" if options.fps else f"the video's {info.fps:g} frames/s"
+        return InputFailure("decode", f"no frame is sampled between --start and --end at {rate}: the stretch is "
+                                      "shorter than one sampling step")
+    return InputFailure("decode", "no frame could be decoded between --start and --end")
 
 
 MAX_BATCH_FRAMES = 32
@@ -115,7 +125,7 @@ class Pipeline:
         self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
         self.keyframes = KeyframeScheduler(options.detect_every)
         self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
-        self.assembler = ResultAssembler()
+        self.assembler = ResultAssembler(options.fps)
         # with --detect-every K a batch holds K times the frames, so the detector still sees about frame_batch
         # keyframes a call and the classifier gets batches of a useful size
         self.frames_per_batch = min(options.frame_batch * options.detect_every, max(options.frame_batch, MAX_BATCH_FRAMES))

@@ -137,7 +137,7 @@ class RayRunner:
         # workers have their own working directory: they are given absolute paths (outputs keep `source`)
         options = replace(self.options, model=str(Path(self.options.model).absolute()) if self.options.model else None)
         units = plan_units([replace(item, path=item.path.absolute()) for item in items], options)
-        joiner = Joiner(items, units, on_done, self.on_frames)
+        joiner = Joiner(items, units, on_done, self.on_frames, fps=self.options.fps)
         with ray_session(options):
             count, resources = actor_plan(options, len(units))
             pool = _ActorPool(options, count, resources)

@@ -23,6 +23,7 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})   # iPhone photos; decoded by the 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif"}) | HEIF_SUFFIXES
 HEIF_MISSING = "HEIC/HEIF photos need the pillow-heif package: pip install 'fer-batch[heif]'"
 MAX_IMAGE_PIXELS = 100_000_000
+NOT_FOUND = "no such file or folder"   # a path given that does not exist (a typo): the CLI exits 1 for it
 # written by `analyze --annotate` into its folder: walking a folder above it does not analyse the copies as inputs
 ANNOTATED_MARKER = ".fer-batch-annotated"
 ANNOTATED_SKIP_REASON = "folder of annotated copies written by fer-batch analyze --annotate, not analysed again"
@@ -112,7 +113,7 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
         elif root.exists() or root.is_symlink():
             add(_make_input(root, given_str))
         else:
-            skipped.append(SkippedFile(given_str, "no such file or folder"))
+            skipped.append(SkippedFile(given_str, NOT_FOUND))
     return inputs, skipped
 
 
@@ -305,20 +306,29 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
     step = 1.0 / fps if fps else 0.0
     start_s = window.start_s if window is not None else 0.0
     end_s = window.end_s if window is not None else None
-    next_time = math.ceil(start_s / step - 1e-6) * step if step else start_s   # the whole video's sampling grid
-    index = (_seek_before(cap, info, start_s) if window is not None and window.seek and start_s > 0 else 0) - 1
+    seeking = window is not None and window.seek and start_s > 0
+    # a whole decode samples the first frame at or after each multiple of `step`; read from the video's start, the
+    # frames before the window move that on exactly as there (a seeked segment starts on a multiple)
+    next_time = math.floor(start_s / step + 1e-6) * step if step and seeking else 0.0
+    index = (_seek_before(cap, info, start_s) if seeking else 0) - 1
     emitted = 0
     failures_in_a_row = 0
     max_failures = 25
     last_time = -1.0
+    last_read = -1
     while max_frames is None or emitted < max_frames:
         if not cap.grab():
             index += 1
             failures_in_a_row += 1
             if info.frame_count and index < info.frame_count - 1 and failures_in_a_row < max_failures:
                 continue
+            if (problems is not None and last_time + _TOLERANCE_S >= start_s  # it stopped in this window
+                    and info.frame_count - (last_read + 1) > max(5, 0.02 * info.frame_count)):
+                problems.append(f"the video stops after frame {last_read} ({max(last_time, 0.0):.2f} s) of the "
+                                f"{info.frame_count} its header lists: cut short or damaged")
             break
         index += 1
+        last_read = index
         failures_before, failures_in_a_row = failures_in_a_row, 0
         time_s = _frame_time(cap, index, info.fps, last_time)
         last_time = time_s
@@ -327,8 +337,10 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
                 ok, image = cap.retrieve()
                 edges.end = EdgeFrame(index, round(time_s, 6), failures_before, _image_digest(image if ok else None))
             break
-        if time_s + _TOLERANCE_S < start_s:
-            continue  # before the window: its notes and frames belong to an earlier one
+        if time_s + _TOLERANCE_S < start_s:  # before the window: its notes and frames belong to an earlier one
+            if step and time_s + _TOLERANCE_S >= next_time:
+                next_time = next_sample_time(time_s, step)   # the frame a whole decode samples
+            continue
         if failures_before and problems is not None and index < info.frame_count:
             problems.append(f"{failures_before} undecodable frame(s) before frame {index}")
         if step and time_s + _TOLERANCE_S < next_time:
@@ -341,11 +353,35 @@ def _sample(cap: cv2.VideoCapture, info: VideoInfo, source: str, fps: float | No
                 problems.append(f"frame {index} could not be decoded")
             continue
         if step:
-            next_time = (math.floor(time_s / step + 1e-6) + 1) * step
+            next_time = next_sample_time(time_s, step)
         emitted += 1
         yield Frame(source, index, round(time_s, 6), image)
     if emitted == 0 and window is None and (max_frames is None or max_frames > 0):
         raise InputFailure("decode", NO_FRAME_DECODED)
+
+
+def next_sample_time(time_s: float, step: float) -> float:
+    """After sampling a frame at `time_s`: the multiple of `step` the next sampled frame must be at or after."""
+    return (math.floor(time_s / step + 1e-6) + 1) * step
+
+
+def header_sample_count(info: VideoInfo, fps: float | None, start_s: float = 0.0, end_s: float | None = None,
+                        max_frames: int | None = None) -> int | None:
+    """How many frames `_sample` takes from a video whose frames are where its header says (frame_count frames at
+    a constant rate, all decodable); None when the header gives no rate or count."""
+    if not info.fps or not info.frame_count:
+        return None
+    step = 1.0 / fps if fps else 0.0
+    next_time, count = 0.0, 0
+    for index in range(info.frame_count):
+        time_s = index / info.fps
+        if (end_s is not None and time_s + _TOLERANCE_S >= end_s) or (max_frames and count >= max_frames):
+            break
+        sampled = not step or time_s + _TOLERANCE_S >= next_time
+        if sampled and step:
+            next_time = next_sample_time(time_s, step)
+        count += sampled and time_s + _TOLERANCE_S >= start_s
+    return count
 
 
 def _frame_time(cap: cv2.VideoCapture, index: int, fps: float, last_time: float) -> float:

@@ -57,6 +57,13 @@ class _Track:
     last_time: float
 
 
+def max_track_gap_s(fps: float | None) -> float:
+    """How long a track may go unseen: a second, or two and a half sampling steps when --fps samples more sparsely
+    (at --fps 1 consecutive frames of a 29.97 frames/s video are 1.001 s apart, and a person would otherwise get a
+    new track in every frame)."""
+    return max(1.0, 2.5 / fps) if fps else 1.0
+
+
 @dataclass
 class IouTracker:
     """Assigns a track id (1, 2, ...) to each face of successive frames of one video.

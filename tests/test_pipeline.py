@@ -170,6 +170,9 @@ def test_cli_exit_status_and_outputs(batch, tmp_path):
     assert some_failed.returncode == 1
     usage = subprocess.run(cmd + [str(tmp_path / "does-not-exist")], env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "no videos or images" in usage.stderr
+    typo = subprocess.run(cmd + [str(batch / "videos"), str(tmp_path / "typo.mp4")], env=env, capture_output=True, text=True)
+    assert typo.returncode == 1 and f"fer-batch: no such file or folder: {tmp_path / 'typo.mp4'}" in typo.stderr
+    assert (tmp_path / "r_csv" / "summary.csv").read_text().count("\n") == 3   # the two videos were analysed
     bad_option = subprocess.run(cmd + ["--fps", "-1", str(batch / "videos")], env=env, capture_output=True, text=True)
     assert bad_option.returncode == 2
 
@@ -304,3 +307,12 @@ def test_demo_command_writes_report_and_csvs(tmp_path):
     gone = clip[(clip["time_s"] >= 2.0) & (clip["time_s"] < 3.0)]
     assert len(gone) >= 4 and gone["face"].isna().all()
     assert (tmp_path / "demo.html").stat().st_size > 100_000
+
+
+def test_a_stretch_without_a_sampling_instant_says_so(batch):
+    import fer_batch
+
+    clip = str(batch / "videos" / "moving.mp4")
+    result = fer_batch.analyze([clip], start_s=0.1, end_s=0.2, fps=1.0)
+    assert result.errors.to_dict("records") == [{"input": clip, "stage": "decode", "reason":
+        "no frame is sampled between --start and --end at --fps 1: the stretch is shorter than one sampling step"}]

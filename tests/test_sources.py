@@ -193,3 +193,36 @@ def test_heic_without_pillow_heif_fails_with_what_to_install(tmp_path, monkeypat
     finally:
         sources._heif_opener.cache_clear()
     assert failure.value.reason == "HEIC/HEIF photos need the pillow-heif package: pip install 'fer-batch[heif]'"
+
+
+@pytest.mark.parametrize("fps, start_s, end_s", [
+    (2.0, 0.51, None),   # a whole decode samples 0.52 s for the multiple 0.5: inside the stretch
+    (2.0, 0.5, 1.5), (5.0, 0.13, 3.0), (3.0, 1.01, 2.02), (30.0, 0.3, 1.0), (None, 0.55, 2.0), (7.0, 0.3, None),
+])
+def test_a_stretch_gives_exactly_the_whole_decode_s_frames_in_it(tmp_path, fps, start_s, end_s):
+    from fer_batch.options import AnalyzeOptions
+
+    item = walk_inputs([write_video(tmp_path / "pal.mp4", n=100, fps=25.0)])[0][0]
+    window = AnalyzeOptions(start_s=start_s, end_s=end_s).video_window()
+    whole = [(f.index, f.time_s) for f in frames_of(item, fps)
+             if start_s <= f.time_s + 1e-6 and (end_s is None or f.time_s + 1e-6 < end_s)]
+    assert [(f.index, f.time_s) for f in frames_of(item, fps, None, [], window)] == whole and whole
+
+
+def test_a_video_cut_short_says_so(tmp_path):
+    """Its header still lists every frame; the frames after the cut cannot be read. Without the note the run
+    ended early with nothing in errors.csv."""
+    path = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (320, 240))
+    for i in range(200):
+        writer.write(np.full((240, 320, 3), i, np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    problems: list[str] = []
+    frames = list(frames_of(walk_inputs([cut])[0][0], 5.0, None, problems))
+    assert 10 < len(frames) < 30
+    assert any(p.startswith("the video stops after frame ") and p.endswith(
+        "of the 200 its header lists: cut short or damaged") for p in problems), problems
+    intact: list[str] = []
+    assert len(list(frames_of(walk_inputs([path])[0][0], 5.0, None, intact))) == 40 and intact == []

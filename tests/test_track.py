@@ -47,3 +47,26 @@ def test_new_face_appearing_gets_next_id_and_old_keeps_its_own():
     tracker.update(np.array([[10, 10, 60, 60]]), 0.0)
     ids = tracker.update(np.array([[12, 10, 62, 60], [400, 300, 450, 350]]), 0.2)
     assert ids.tolist() == [1, 2]
+
+
+def test_at_one_frame_a_second_a_still_face_keeps_its_track():
+    """At --fps 1 a 29.97 frames/s video's sampled frames are 1.001 s apart: with a fixed 1 s limit every frame
+    started a new track (summary.csv's `tracks` then counted frames, not people)."""
+    from fer_batch.pipeline import InputOutcome, ResultAssembler
+    from fer_batch.sources import InputFile
+    from fer_batch.track import max_track_gap_s
+    from fer_batch.types import Faces
+
+    assert max_track_gap_s(None) == max_track_gap_s(5.0) == 1.0 and max_track_gap_s(1.0) == 2.5
+    assert max_track_gap_s(0.25) == 10.0
+
+    def track_ids(fps: float | None) -> list[int]:
+        assembler = ResultAssembler(fps)
+        outcome = InputOutcome(InputFile(None, "clip.mp4", "video", "clip.mp4"))
+        for k in range(4):
+            faces = Faces(np.array([[100.0, 50, 180, 130]]), np.array([0.99]))
+            assembler.add(outcome, 30 * k, k * 1.001, faces, lambda i: np.zeros((8, 8, 3), np.uint8))
+        return [int(r.faces.track_ids[0]) for r in outcome.results]
+
+    assert track_ids(1.0) == [1, 1, 1, 1]
+    assert track_ids(5.0) == [1, 2, 3, 4]   # at 5 frames/s a 1 s gap is a lost face, as before

@@ -162,7 +162,7 @@ def test_units_analysed_and_joined_give_the_outcomes_of_a_local_run(batch, stret
 
     collector = Collector(skipped)
     units = plan_units(inputs, options)
-    joiner = Joiner(inputs, units, collector.add)
+    joiner = Joiner(inputs, units, collector.add, fps=options.fps)
     analyzer = UnitAnalyzer(options, stages)
     queue = deque(reversed(units))
     while queue:

@@ -12,6 +12,8 @@ DEFAULT_MIN_FACE = 20      # pixels of the original frame, min(box width, box he
 DEFAULT_MIN_SCORE = 0.5
 
 
+MIN_MAX_SIDE = 32  # the smallest image side a detector is given
+
 class DetectorUnavailable(RuntimeError):
     """A detector that cannot run on this machine; str(exc) is one sentence saying what is missing and how to provide it."""
 
@@ -37,8 +39,8 @@ class Detector(ABC):
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be between 0 and 1, not {min_score}")
         max_side = self.default_max_side if max_side is None else int(max_side)
-        if max_side < 32:
-            raise ValueError(f"max_side must be at least 32 pixels, not {max_side}")
+        if max_side < MIN_MAX_SIDE:
+            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} pixels, not {max_side}")
         self.min_face = min_face
         self.min_score = min_score
         self.max_side = max_side
