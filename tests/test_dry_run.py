@@ -73,3 +73,14 @@ def test_dry_run_lists_and_totals_without_loading_a_model_or_writing(folder, tmp
     assert "4 input(s): 3 video(s), 1 photo(s); 7.0 s of video; about 37 frame(s) to analyse; 1 would fail; 1 skipped" in lines
     assert lines[-1] == f"skipped: {folder / 'notes.txt'} (not a video or image file extension)"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fps", "nan"], "--fps must be a positive number"), (["--fps", "inf"], "--fps must be a positive number"),
+    (["--min-score", "1.5"], "--min-score must be between 0 and 1"), (["--max-side", "0"], "--max-side must be at least 32"),
+    (["--smooth", "-1"], "--smooth must be 0 or more seconds"), (["--segment-seconds", "nan"], "--segment-seconds must be positive"),
+])
+def test_bad_numbers_are_refused_before_any_work_even_in_a_dry_run(folder, args, message):
+    done = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(folder), "--dry-run", *args],
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("fer-batch: " + message) and "Traceback" not in done.stderr
