@@ -23,6 +23,7 @@ class PlannedInput:
 
 
 def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[PlannedInput]:
+    """Each input as the run would meet it: photos are checked for being readable, videos' headers are read."""
     planned = []
     for item in inputs:
         if item.kind != "video":
@@ -39,9 +40,8 @@ def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[Pl
             planned.append(PlannedInput(item.source, item.kind, None, None, getattr(exc, "reason", str(exc))))
             continue
         duration = info.frame_count / info.fps if info.fps and info.frame_count else None
-        planned.append(PlannedInput(item.source, item.kind, duration, header_sample_count(info, options.fps, options.start_s, options.end_s,
-                                                        options.max_frames),
-                                    options.start_past_end(duration)))
+        frames = header_sample_count(info, options.fps, options.start_s, options.end_s, options.max_frames)
+        planned.append(PlannedInput(item.source, item.kind, duration, frames, options.start_past_end(duration)))
     return planned
 
 
