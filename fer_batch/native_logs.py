@@ -38,7 +38,7 @@ def is_start_up_noise(line: str) -> bool:
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Runs the block with file descriptor 2 sent to a temporary file, then writes back every line of it that is
-    not TensorFlow's start-up noise (real warnings and errors still reach the terminal, after the block)."""
+    known start-up noise (real warnings and errors still reach the terminal, after the block)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:

@@ -102,8 +102,9 @@ def _decode_all(items: Sequence[InputFile], options: AnalyzeOptions, out: queue.
 
 def _nothing_in_window(options: AnalyzeOptions, info: VideoInfo | None) -> InputFailure:
     duration = info.frame_count / info.fps if info is not None and info.fps and info.frame_count else None
-    if options.start_past_end(duration):
-        return InputFailure("decode", options.start_past_end(duration))
+    past_end = options.start_past_end(duration)
+    if past_end:
+        return InputFailure("decode", past_end)
     if info is not None and header_sample_count(info, options.fps, options.start_s, options.end_s) == 0:
         rate = f"--fps {options.fps:g}" if options.fps else f"the video's {info.fps:g} frames/s"
         return InputFailure("decode", f"no frame is sampled between --start and --end at {rate}: the stretch is "
