@@ -36,25 +36,41 @@ def is_start_up_noise(line: str) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Runs the block with file descriptor 2 sent to a temporary file, then writes back every line of it that is
-    known start-up noise (real warnings and errors still reach the terminal, after the block)."""
+def native_stderr_lines() -> Iterator[list[str]]:
+    """Runs the block with file descriptor 2 sent to a temporary file; the yielded list holds its non-blank lines
+    once the block ends. Nothing is written back: the caller decides."""
     sys.stderr.flush()
+    lines: list[str] = []
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            yield
+            yield lines
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if line.strip() and not is_start_up_noise(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            lines.extend(line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                         if line.strip())
+
+
+def write_back(lines: list[str]) -> None:
+    if lines:
+        sys.stderr.write("".join(lines))
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Runs the block with file descriptor 2 captured, then writes back every line of it that is not known
+    start-up noise (real warnings and errors still reach the terminal, after the block)."""
+    lines: list[str] = []
+    try:
+        with native_stderr_lines() as lines:
+            yield
+    finally:
+        write_back([line for line in lines if not is_start_up_noise(line)])
 
 
 def import_tensorflow():

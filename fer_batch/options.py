@@ -16,6 +16,17 @@ FAST_FLAGS = (f"--detector {FAST_SETTINGS['detector']} --detect-every {FAST_SETT
               + ("" if FAST_SETTINGS["flip_tta"] else " --no-flip-tta") + ("" if FAST_SETTINGS["align"] else " --no-align"))
 
 
+def as_given(seconds: float) -> str:
+    """A video time the way --start/--end take it: "10", or "1:30 (90 s)" from a minute on."""
+    if seconds < 60:
+        return f"{seconds:g}"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    clock = f"{hours}:{minutes:02d}:" if hours else f"{minutes}:"
+    whole = f"{secs:06.3f}".rstrip("0").rstrip(".")
+    return f"{clock}{whole} ({seconds:g} s)"
+
+
 class BackendUnavailable(RuntimeError):
     """A backend that cannot run here; str(exc) is one sentence saying what is missing and how to provide it."""
 
@@ -69,7 +80,7 @@ class AnalyzeOptions:
         if not (math.isfinite(self.start_s) and self.start_s >= 0):
             raise ValueError("--start must be 0 or more seconds")
         if self.end_s is not None and not (math.isfinite(self.end_s) and self.end_s > self.start_s):
-            raise ValueError(f"--end must be after --start ({self.start_s:g} s)")
+            raise ValueError(f"--end must be after --start ({as_given(self.start_s)})")
         if self.batch_size < 1 or self.frame_batch < 1:
             raise ValueError("batch sizes must be at least 1")
         if self.detect_every < 1:
@@ -102,5 +113,5 @@ class AnalyzeOptions:
     def start_past_end(self, duration_s: float | None) -> str | None:
         """Why a video of `duration_s` has nothing to analyse under --start (None when it has, or is of unknown length)."""
         if duration_s is not None and self.start_s >= duration_s:
-            return f"the video is {duration_s:.2f} s long, so --start {self.start_s:g} leaves nothing to analyse"
+            return f"the video is {duration_s:.2f} s long, so --start {as_given(self.start_s)} leaves nothing to analyse"
         return None

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_batch.native_logs import native_stderr_lines, write_back
 from fer_batch.types import Frame, SkippedFile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"})
@@ -191,6 +193,21 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]* @ (0x)?[0-9a-fA-F]+\]\s*")
+_FFMPEG_EXPLAINED = {"moov atom not found": "moov atom not found = the MP4/MOV index is missing, as in a recording "
+                                            "stopped before it was saved"}
+
+
+def _ffmpeg_reason(lines: list[str]) -> str:
+    """FFmpeg's own words on why a container did not open, for the error's reason ("" when it said nothing)."""
+    said = list(dict.fromkeys(_FFMPEG_PREFIX.sub("", line).strip() for line in lines))
+    said = [text for text in said if text]
+    if not said:
+        return ""
+    reason = "; ".join(_FFMPEG_EXPLAINED.get(text, text) for text in said)
+    return "; FFmpeg: " + (reason if len(reason) <= 120 else reason[:117] + "...")
+
+
 def check_readable(path: Path) -> None:
     """Raise InputFailure("read", ...) for a file that is gone, a broken link, unreadable or empty."""
     if not path.exists():
@@ -217,10 +234,13 @@ class VideoInfo:
 
 def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     check_readable(path)
-    cap = cv2.VideoCapture(str(path))
+    with native_stderr_lines() as ffmpeg_says:
+        cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise InputFailure("decode", "not a readable video (OpenCV could not open the container)")
+        raise InputFailure("decode", "not a readable video (OpenCV could not open the container"
+                           + _ffmpeg_reason(ffmpeg_says) + ")")
+    write_back(ffmpeg_says)
     fps = cap.get(cv2.CAP_PROP_FPS)
     info = VideoInfo(fps if fps and math.isfinite(fps) and fps > 0 else 0.0,
                      int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),

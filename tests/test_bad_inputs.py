@@ -262,6 +262,8 @@ def test_each_failure_is_one_row_of_errors_csv_with_a_one_sentence_reason(runs, 
         assert "megapixel limit" in reasons[name]
     assert "no frame could be decoded" in reasons["no_frames.avi"]
     assert reasons["broken_middle.avi"].startswith("partly decoded")
+    assert "FFmpeg: moov atom not found = the MP4/MOV index is missing" in reasons["truncated.mp4"]
+    assert "moov atom" not in runs["all"].stderr   # FFmpeg's own line goes to errors.csv, not the --quiet terminal
     assert reasons["gone.mp4"].startswith("broken symbolic link")
     if PREFIX is not None:
         assert reasons["locked.jpg"] == "permission denied"

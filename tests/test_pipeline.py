@@ -235,6 +235,15 @@ def test_video_times_are_seconds_or_clock_times():
             parse_video_time(bad)
 
 
+def test_video_times_in_messages_read_back_as_given():
+    from fer_batch.cli import parse_video_time
+    from fer_batch.options import as_given
+
+    assert [as_given(t) for t in (10.0, 90.0, 3723.5)] == ["10", "1:30 (90 s)", "1:02:03.5 (3723.5 s)"]
+    for seconds in (0.0, 0.25, 59.5, 60.0, 90.5, 3599.75, 3600.0, 7384.125):
+        assert parse_video_time(as_given(seconds).split(" (")[0]) == seconds
+
+
 def test_cli_start_and_end(batch, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     cmd = [sys.executable, "-m", "fer_batch", "analyze", "--quiet", "--out", str(tmp_path / "r.html"), str(batch / "videos" / "moving.mp4")]
