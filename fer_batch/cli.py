@@ -86,8 +86,9 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     if dry_run:
         from fer_batch.dry_run import format_plan, plan_inputs
 
-        typer.echo(format_plan(plan_inputs(inputs, options), skipped))
-        return EXIT_OK
+        planned = plan_inputs(inputs, options)
+        typer.echo(format_plan(planned, skipped))
+        return EXIT_SOME_FAILED if missing or any(row.problem for row in planned) else EXIT_OK
     if csv_dir is None and out is not None:
         csv_dir = out.with_name(out.stem + "_csv")
     if csv_dir is None:

@@ -65,7 +65,7 @@ def test_dry_run_lists_and_totals_without_loading_a_model_or_writing(folder, tmp
     done = subprocess.run([sys.executable, "-c", script, "analyze", str(folder), "--dry-run", "--fps", "5",
                            "--out", str(tmp_path / "out" / "report.html")],
                           env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr   # empty.mp4 would fail, as in a real run
     lines = done.stdout.splitlines()
     ten = next(line for line in lines if line.endswith("ten.mp4"))
     assert ten.split()[:3] == ["video", "3.0", "s"] and ten.split()[3] == "15"
@@ -73,6 +73,11 @@ def test_dry_run_lists_and_totals_without_loading_a_model_or_writing(folder, tmp
     assert "4 input(s): 3 video(s), 1 photo(s); 7.0 s of video; about 37 frame(s) to analyse; 1 would fail; 1 skipped" in lines
     assert lines[-1] == f"skipped: {folder / 'notes.txt'} (not a video or image file extension)"
     assert not (tmp_path / "out").exists()
+
+    good = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(folder / "ten.mp4"), str(folder / "photo.jpg"),
+                           "--dry-run", "--fps", "5"], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr
 
 
 @pytest.mark.parametrize("args, message", [
