@@ -17,7 +17,7 @@ from fer_batch.types import SkippedFile
 class PlannedInput:
     source: str
     kind: str                  # "video" or "image"
-    duration_s: float | None   # a video's, from its header
+    duration_s: float | None   # of video the run would analyse (within --start/--end), from its header
     frames: int | None         # frames the run would analyse, estimated from the header; None = not known
     problem: str | None        # why the run would fail it, where that shows without decoding
 
@@ -41,8 +41,16 @@ def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[Pl
             continue
         duration = info.frame_count / info.fps if info.fps and info.frame_count else None
         frames = header_sample_count(info, options.fps, options.start_s, options.end_s, options.max_frames)
-        planned.append(PlannedInput(item.source, item.kind, duration, frames, options.start_past_end(duration)))
+        planned.append(PlannedInput(item.source, item.kind, _in_stretch(duration, options), frames,
+                                    options.start_past_end(duration)))
     return planned
+
+
+def _in_stretch(duration_s: float | None, options: AnalyzeOptions) -> float | None:
+    if duration_s is None:
+        return None
+    end_s = duration_s if options.end_s is None else min(options.end_s, duration_s)
+    return max(0.0, end_s - options.start_s)
 
 
 def format_plan(planned: Sequence[PlannedInput], skipped: Sequence[SkippedFile]) -> str:

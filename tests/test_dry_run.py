@@ -55,6 +55,14 @@ def test_a_start_past_the_end_and_an_empty_file_are_announced_as_failures(folder
     assert planned["ten.mp4"].problem == "the video is 3.00 s long, so --start 3.5 leaves nothing to analyse"
     assert planned["pal.mp4"].problem is None and planned["pal.mp4"].frames == 3   # 3.6, 3.8, 4.0 s
     assert planned["photo.jpg"].frames == 1
+    assert planned["ten.mp4"].duration_s == 0.0 and planned["pal.mp4"].duration_s == pytest.approx(4.04 - 3.5)
+
+
+def test_the_duration_listed_is_the_stretch_analysed(folder):
+    inputs, _ = walk_inputs([folder / "pal.mp4"])
+    whole, = plan_inputs(inputs, AnalyzeOptions())
+    stretch, = plan_inputs(inputs, AnalyzeOptions(start_s=1.0, end_s=2.5))
+    assert whole.duration_s == pytest.approx(4.04) and stretch.duration_s == pytest.approx(1.5)
 
 
 def test_dry_run_lists_and_totals_without_loading_a_model_or_writing(folder, tmp_path):
