@@ -43,7 +43,7 @@ class AnalyzeOptions:
     max_side: int | None = None       # longest side the detector sees; None = the detector's default
     model: str | None = None          # None = the shipped model
     batch_size: int = 64              # classifier batch
-    frame_batch: int = 8              # frames detected together
+    frame_batch: int = 8              # frames read, detected and classified together (results do not depend on it)
     detect_every: int = 1             # run the detector on every k-th sampled video frame, interpolate between
     device: str = "auto"
     flip_tta: bool = True             # average the model's output over the crop and its mirror image

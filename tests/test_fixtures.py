@@ -1,6 +1,7 @@
 """The real clips and photos in ../shared/fixtures (skipped when ../shared is absent)."""
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 import fer_batch
@@ -77,3 +78,31 @@ def test_photos_multi_face_rgba_and_grayscale(fixtures):
     summary = result.summary.set_index(result.summary["source"].str.rsplit("/", n=1).str[-1])
     assert summary.loc["pyfeat-BWPictureHuman.jpg", "frames_analysed"] == 1
     assert by_name["pyfeat-free-mountain-vector-01.jpg"] == 0
+
+
+def test_a_frames_faces_do_not_depend_on_its_batch_mates(fixtures):
+    """A real clip where mtcnn given 24 frames at once moved one frame's box by pixels against that frame alone."""
+    from fer_batch.detect import create_detector
+
+    cap = cv2.VideoCapture(str(fixtures / "pyfeat-WolfgangLanger_Pexels.mp4"))
+    frames = []
+    while len(frames) < 24:
+        ok, image = cap.read()
+        assert ok
+        if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) % 6 == 1:
+            frames.append(image)
+    cap.release()
+    detector = create_detector("mtcnn")
+    together = detector.detect(frames)
+    for k, image in enumerate(frames):
+        alone = detector.detect([image])[0]
+        assert np.array_equal(alone.boxes, together[k].boxes) and np.array_equal(alone.scores, together[k].scores), k
+    assert sum(len(faces) for faces in together) >= 20
+
+
+def test_rows_do_not_depend_on_how_frames_are_batched(fixtures):
+    clip = fixtures / "pyfeat-WolfgangLanger_Pexels.mp4"
+    one = fer_batch.analyze([clip], fps=2.0, frame_batch=1, quiet=True).frames
+    assert len(one) >= 20
+    for frame_batch in (2, 8):   # before detection ran frame by frame, frame 72's box moved with 2
+        pd.testing.assert_frame_equal(one, fer_batch.analyze([clip], fps=2.0, frame_batch=frame_batch, quiet=True).frames)

@@ -30,18 +30,15 @@ class MTCNNDetector(Detector):
         self._mtcnn = MTCNN()
 
     def _detect_scaled(self, images: list[np.ndarray], scales: list[float]) -> list[Faces]:
-        results: list[Faces | None] = [None] * len(images)
-        # mtcnn pads a batch to its largest image, so only frames of one shape (a video's) go together
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, image in enumerate(images):
-            by_shape.setdefault(image.shape, []).append(i)
-        for indices in by_shape.values():
-            rgb = [cv2.cvtColor(images[i], cv2.COLOR_BGR2RGB) for i in indices]
-            rows = self._mtcnn.detect_faces(rgb, box_format="xyxy", output_type="numpy", min_face_size=MTCNN_SMALLEST_FACE)
-            rows = np.asarray(rows, np.float32).reshape(-1, 16)
-            for batch_index, i in enumerate(indices):
-                results[i] = _faces_from_rows(rows[rows[:, 0] == batch_index])
-        return results
+        # One image per call. Given several, mtcnn runs RNet and ONet on the proposals of all of them at once, and a
+        # frame's scores then change in the last digits with its batch-mates: enough to flip a close suppression and
+        # move a box by pixels, so results would depend on how frames happened to be batched.
+        return [self._detect_one(image) for image in images]
+
+    def _detect_one(self, image: np.ndarray) -> Faces:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        rows = self._mtcnn.detect_faces([rgb], box_format="xyxy", output_type="numpy", min_face_size=MTCNN_SMALLEST_FACE)
+        return _faces_from_rows(np.asarray(rows, np.float32).reshape(-1, 16))
 
 
 def _faces_from_rows(rows: np.ndarray) -> Faces:
