@@ -77,10 +77,15 @@ def safe_component(name: str) -> str:
     return f"{stem[:100]}~{digest}{ext}"
 
 
+# '..' in an input path; carries a hash like every renamed component, so no real folder name maps to it
+PARENT_FOLDER = "parent~" + hashlib.sha256(b"..").hexdigest()[:8]
+
+
 def safe_relative_path(source: str, suffix: str) -> PurePosixPath:
-    """Mirror an input path as a relative output path: no absolute root, no '..', portable names."""
-    parts = [p for p in re.split(r"[\\/]+", source) if p not in ("", ".", "..")]
-    parts = [safe_component(p) for p in parts] or ["_"]
+    """Mirror an input path as a relative output path: no absolute root, portable names, and '..' renamed like
+    any unsafe name (so `../d/v.mp4` and `d/v.mp4` stay two files)."""
+    parts = [p for p in re.split(r"[\\/]+", source) if p not in ("", ".")]
+    parts = [PARENT_FOLDER if p == ".." else safe_component(p) for p in parts] or ["_"]
     parts[-1] = parts[-1] + suffix
     return PurePosixPath(*parts)
 

@@ -56,3 +56,13 @@ def test_names_that_differ_only_in_replaced_characters_get_different_csvs(tmp_pa
     assert len(paths) == len(names)
     assert per_frame_csv_path(tmp_path, "clips/a_b.mp4", "video").name == "a_b.mp4.csv"   # clean names stay as they are
     assert all(p.parent == tmp_path / "clips" and p.name.endswith(".mp4.csv") for p in paths)
+
+
+def test_a_folder_above_and_one_of_the_same_name_here_get_different_csvs(tmp_path):
+    """`fer-batch analyze ../d d` from a subfolder: both d/v.mp4 had one CSV, the second overwriting the first."""
+    from fer_batch.export import PARENT_FOLDER
+
+    sources = ["../d/v.mp4", "d/v.mp4", "../../d/v.mp4", "sub/../d/v.mp4"]
+    assert len({per_frame_csv_path(tmp_path, s, "video") for s in sources}) == len(sources)
+    assert len({per_frame_csv_path(tmp_path, s.rsplit("/", 1)[0], "image") for s in sources}) == len(sources)
+    assert per_frame_csv_path(tmp_path, "../d/v.mp4", "video") == tmp_path.resolve() / PARENT_FOLDER / "d" / "v.mp4.csv"

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from fer_batch.export import PARENT_FOLDER
 from test_bad_inputs import ENV, face_frames, face_photo, run_cli, write_video
 
 IMG_NAME = "<img src=x onerror=alert(1)>.jpg"
@@ -70,10 +71,11 @@ def test_outputs_stay_inside_their_folders(run):
     assert run["created"] and all(p == out or out in p.parents for p in run["created"]), \
         sorted(str(p) for p in run["created"] if out not in p.parents and p != out)
     annotated = {str(p.relative_to(out / "annotated")) for p in (out / "annotated").rglob("*") if p.is_file()}
-    assert "sub/x.jpg.jpg" in annotated and "elsewhere/y.jpg.jpg" in annotated
-    assert "sub/clip.mp4.annotated.mp4" in annotated
+    up = PARENT_FOLDER   # what a '..' in an input path becomes
+    assert f"sub/{up}/x.jpg.jpg" in annotated and f"{up}/elsewhere/y.jpg.jpg" in annotated
+    assert f"sub/{up}/clip.mp4.annotated.mp4" in annotated
     per_video = {str(p.relative_to(out / "csv")) for p in (out / "csv").rglob("*.mp4.csv")}
-    assert "sub/clip.mp4.csv" in per_video and len(per_video) == 2  # and the one given by absolute path, re-rooted
+    assert f"sub/{up}/clip.mp4.csv" in per_video and len(per_video) == 2  # and the one given by absolute path, re-rooted
 
 
 def test_formula_cells_are_neutralised_end_to_end(run):
