@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,22 @@ def test_same_inputs_and_options_give_identical_csv_bytes(inputs, clean, tmp_pat
     assert again.returncode == 1, again.stderr
     first, second = read_csvs(clean), read_csvs(tmp_path / "again_csv")
     assert len(first) == 9 and first == second  # 4 per-frame CSVs (2 videos, 2 image folders) and 5 tables
+
+
+def test_a_later_run_into_the_folder_leaves_its_own_csvs_only(inputs, clean, tmp_path):
+    csv = tmp_path / "report_csv"
+    shutil.copytree(clean, csv)   # a first run over the whole folder
+    (csv / "my notes.csv").write_text("mine\n")
+    done = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs / "c_face.jpg"))
+    assert done.returncode == 0, done.stderr
+    tables = set(CSV_HEADERS) | {"videos_by_second.csv"}
+    per_frame = [p for p in csv.rglob("*.csv") if p.name not in tables and p.name != "my notes.csv"]
+    assert [p.name for p in per_frame] == ["images.csv"]
+    assert set(pd.read_csv(per_frame[0])["source"]) == {str(inputs / "c_face.jpg")}
+    assert (csv / "my notes.csv").read_text() == "mine\n"   # not written by fer-batch: kept
+    assert not [d for d in csv.rglob("*") if d.is_dir() and not any(d.iterdir())]   # sub/ went with its CSV
+    listed = (csv / ".fer-batch" / "outputs.txt").read_text().splitlines()
+    assert listed == [per_frame[0].relative_to(csv.resolve()).as_posix()]
 
 
 # -- the journal on its own ----------------------------------------------------------------------------
