@@ -139,7 +139,7 @@ def videos_by_second(frames: pd.DataFrame, videos: Iterable[str]) -> pd.DataFram
 
 
 def _rounded(seconds: float) -> float | None:
-    return None if pd.isna(seconds) else round(float(seconds), 3)
+    return None if pd.isna(seconds) else round(float(seconds), 6)   # as time_s, so a track joins its rows on time too
 
 
 def summary_dataframe(rows: Sequence[dict]) -> pd.DataFrame:

@@ -43,6 +43,8 @@ def test_one_row_per_track_in_input_order_with_its_expressions() -> None:
     assert happy_one["share_surprise"] == pytest.approx(1 / 3, abs=1e-5)
     assert happy_one["mean_happy"] == pytest.approx((0.9 + 0.9 + 0.1 / 6) / 3, abs=1e-5)
     shares = tracks[[f"share_{label}" for label in LABELS]].sum(axis=1)
+    drifting = track_summary(frames_dataframe([frame("c.mp4", 1, 0.033367, [(1, "sad")]), frame("c.mp4", 2, 4.011963, [(1, "sad")])]))
+    assert (drifting["start_s"].item(), drifting["end_s"].item()) == (0.033367, 4.011963)   # as the rows' time_s
     np.testing.assert_allclose(shares, 1.0, atol=1e-4)
     assert tracks.iloc[0]["dominant_expression"] == "sad" and tracks.iloc[2]["dominant_expression"] == "angry"
 
