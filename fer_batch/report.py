@@ -467,8 +467,16 @@ def _problem_table(df: pd.DataFrame, columns: tuple[str, ...], headers: tuple[st
 
 
 # what an unset (None) setting means, in the settings section
-UNSET_SETTING = {"fps": "every frame", "max_frames": "all", "end_s": "the video's end", "min_score": "the detector's",
-                 "max_side": "the detector's", "annotate_dir": "none written", "model_sha256": "file not readable"}
+UNSET_SETTING = {"fps": "every frame", "max_frames": "all", "end_s": "the video's end", "annotate_dir": "none written",
+                 "model_sha256": "file not readable"}
+
+
+def _setting_text(key: str, value: object) -> str:
+    if value is None:
+        return UNSET_SETTING.get(key, "not set")
+    if isinstance(value, Mapping):
+        return ", ".join(f"{name} {version}" for name, version in value.items())
+    return str(value)
 
 
 def _settings_section(settings: Mapping[str, object] | None) -> str:
@@ -476,20 +484,27 @@ def _settings_section(settings: Mapping[str, object] | None) -> str:
     if not settings:
         return ""
     rows = "".join(f"<tr><th scope=\"row\">{escape(str(key))}</th>"
-                   f"<td>{escape(UNSET_SETTING.get(key, 'not set') if value is None else str(value))}</td></tr>"
+                   f"<td>{escape(_setting_text(key, value))}</td></tr>"
                    for key, value in settings.items())
     return ('<section id="settings"><h2>How these results were made</h2>'
             f'<div class="table-wrap"><table class="plain"><tbody>{rows}</tbody></table></div>'
             '<p class="empty">The same settings are in run.json beside the CSVs.</p></section>')
 
 
-def _headline(summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame, smooth_s: float) -> str:
+def _stretch_chosen(settings: Mapping[str, object] | None) -> bool:
+    return bool(settings) and (bool(settings.get("start_s")) or settings.get("end_s") is not None)
+
+
+def _headline(summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame, smooth_s: float,
+              settings: Mapping[str, object] | None = None) -> str:
     kinds = summary["kind"].value_counts() if "kind" in summary else pd.Series(dtype=int)
     total_faces = pd.to_numeric(summary.get("faces", pd.Series(dtype=float)), errors="coerce").sum()
     duration = pd.to_numeric(summary.get("duration_s", pd.Series(dtype=float)), errors="coerce").sum()
     facts = [f"{len(summary):,} inputs analysed ({int(kinds.get('video', 0)):,} videos, "
              f"{int(kinds.get('image', 0)):,} photos)",
-             f"{duration:,.1f} s of video", f"{int(total_faces):,} faces",
+             f"{duration:,.1f} s of video" + (" (whole videos; --start/--end chose a stretch of each)"
+                                              if _stretch_chosen(settings) else ""),
+             f"{int(total_faces):,} faces",
              f'<a href="#problems">{len(errors):,} failed, {len(skipped):,} skipped</a>']
     if smooth_s > 0:
         facts.append(f"timelines smoothed over {smooth_s:g} s (display only)")
@@ -716,7 +731,7 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         f'<meta http-equiv="Content-Security-Policy" content="{escape(policy)}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{CSS}</style>{plotly_tag}</head><body><main>",
-        f"<h1>{escape(title)}</h1>{_headline(summary, errors, skipped, smooth_s)}",
+        f"<h1>{escape(title)}</h1>{_headline(summary, errors, skipped, smooth_s, settings)}",
         '<section id="overview"><div class="grid">',
         '<div class="panel"><h4>Inputs by dominant expression</h4><div class="fig" data-fig="dominant"></div></div>',
         '<div class="panel"><h4>Share of each expression per input</h4>',

@@ -202,11 +202,20 @@ def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
     assert settings["model_sha256"] == hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
     assert (settings["detector"], settings["fps"], settings["start_s"], settings["flip_tta"]) == ("mtcnn", 5.0, 0.0, True)
     assert "quiet" not in settings and "backend" not in settings   # they change nothing in the results
+    assert (settings["min_score"], settings["max_side"]) == (0.5, 640)   # defaults spelled out, as the README gives them
+    import cv2
+    import tensorflow as tf
+
+    assert settings["libraries"]["opencv"] == cv2.__version__ and settings["libraries"]["tensorflow"] == tf.__version__
     page = (out / "report.html").read_text()
     assert '<section id="settings">' in page and settings["model_sha256"] in page
     every_frame = render_report(result.frames, result.summary, result.errors, result.skipped, {},
                                 settings={**settings, "fps": None, "model": "<mine>.keras"})
     assert "<th scope=\"row\">fps</th><td>every frame</td>" in every_frame and "&lt;mine&gt;.keras" in every_frame
+    assert f"opencv {cv2.__version__}, tensorflow {tf.__version__}" in every_frame
+    stretch = render_report(result.frames, result.summary, result.errors, result.skipped, {},
+                            settings={**settings, "start_s": 1.0})
+    assert "--start/--end chose a stretch" in stretch and "--start/--end chose a stretch" not in page
     copy = tmp_path / "other.keras"
     copy.write_bytes(SHIPPED_MODEL.read_bytes()[:-1] + b"x")
     from fer_batch.provenance import model_identity
