@@ -63,6 +63,49 @@ def test_load_folders_reads_every_class_folder(tmp_path, folder_names):
     assert np.bincount(faces.labels, minlength=NUM_CLASSES).tolist() == [3] * NUM_CLASSES
 
 
+def test_load_folders_takes_other_datasets_names_nested_folders_and_says_what_it_left_out(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    for folder in ("Happiness", "sadness", "Surprised", "angry/session 1", "contempt"):
+        (tmp_path / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / folder / "a.png"), _face_like(0, rng))
+    (tmp_path / "angry" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    faces = load_folders(tmp_path)
+    assert sorted(zip(faces.names, faces.labels.tolist())) == [
+        ("Happiness/a.png", 3), ("Surprised/a.png", 5), ("angry/session 1/a.png", 0), ("sadness/a.png", 4)]
+    warned = capsys.readouterr().err
+    assert "left out 1 folder(s) not named after a class" in warned and "contempt" in warned
+    assert "left out 1 image file(s) that cannot be read: angry/broken.jpg" in warned
+
+
+def test_load_folders_turns_phone_photos_upright_as_analyze_does(tmp_path, astronaut_bgr):
+    from fer_batch.sources import read_image
+    from test_bad_inputs import exif_rotated
+
+    (tmp_path / "happy").mkdir()
+    path = exif_rotated(tmp_path / "happy" / "phone.jpg", astronaut_bgr[:300, :200])
+    loaded = load_folders(tmp_path).images[0]
+    upright = read_image(path)
+    assert loaded.shape == upright.shape == (300, 200, 3)
+    assert np.abs(loaded.astype(int) - upright.astype(int)).mean() < 2
+
+
+@pytest.mark.parametrize("line, message", [
+    ("scene.png 0 1 1 9 9 50.0 7", "line 2: label 7 is outside 0..6"),
+    ("scene.png 0 1 1 9 9 50.0 -1", "line 2: label -1 is outside 0..6"),
+    ("scene.png 0 1 1 9 9 50.0 happy", "line 2: label 'happy' is not a number 0..6"),
+    ("scene.png 0 1 x 9 9 50.0 3", "line 2: face_id, top, left, right and bottom must be whole numbers"),
+    ("scene.png 0 1 1 9 9 3", "line 2 has 7 fields, not the 8"),
+])
+def test_a_bad_label_line_is_refused_with_its_line_number(tmp_path, line, message):
+    (tmp_path / "label.lst").write_text("scene.png 0 1 1 9 9 50.0 3\n" + line + "\n")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_expw_labels(tmp_path / "label.lst")
+    csv_path = tmp_path / "fer.csv"
+    csv_path.write_text("emotion,pixels,Usage\n9," + " ".join(["1"] * 4) + ",Training\n")
+    with pytest.raises(ValueError, match=re.escape("row 1: label 9 is outside 0..6")):
+        load_fer2013_csv(csv_path)
+
+
 def test_load_folders_without_class_folders_says_so(tmp_path):
     (tmp_path / "cats").mkdir()
     with pytest.raises(ValueError, match="no subfolders named after the classes"):
@@ -113,14 +156,15 @@ def expw_root(tmp_path) -> tuple[Path, np.ndarray]:
     (tmp_path / "label.lst").write_text(
         f"scene.png 0 {top} {left} {right} {bottom} 87.5 3\n"
         "scene.png 1 70 10 40 110 12.0 0\n"      # rows 70..110, columns 10..40, low confidence
-        "missing.png 0 0 0 10 10 99.0 5\n"       # the image does not exist: skipped
-        "a malformed line\n")
+        "missing.png 0 0 0 10 10 99.0 5\n"       # the image does not exist: skipped, with a warning
+        "\n")
     return tmp_path, scene
 
 
-def test_load_expw_crops_rows_top_to_bottom_and_columns_left_to_right(expw_root):
+def test_load_expw_crops_rows_top_to_bottom_and_columns_left_to_right(expw_root, capsys):
     root, scene = expw_root
     faces = load_expw(root)
+    assert "left out the faces of 1 photo(s)" in capsys.readouterr().err
 
     assert faces.names == ["scene.png#0", "scene.png#1"]
     assert faces.labels.tolist() == [3, 0]

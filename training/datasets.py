@@ -6,11 +6,13 @@ Each loader returns raw face images (uint8, gray or BGR) and integer labels in
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from fer_batch.labels import LABEL_INDEX, LABELS
 from fer_batch.preprocess import preprocess
@@ -33,8 +35,15 @@ class Dataset:
     names: list[str]
 
 
+# other datasets' names for the seven classes (AffectNet, RAF-DB and common spellings)
+CLASS_SYNONYMS = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "scared": "fear",
+                  "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise",
+                  "neutrality": "neutral"}
+
+
 def _class_of_folder(name: str) -> int | None:
     key = name.strip().lower()
+    key = CLASS_SYNONYMS.get(key, key)
     if key in LABEL_INDEX:
         return LABEL_INDEX[key]
     if key.isdigit() and int(key) < len(LABELS):
@@ -42,26 +51,74 @@ def _class_of_folder(name: str) -> int | None:
     return None
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _upright(image: np.ndarray, path: Path) -> np.ndarray:
+    """The image turned as its EXIF orientation says (phone photos), as `fer-batch analyze` sees it."""
+    if path.suffix.lower() not in {".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".png"}:
+        return image
+    try:
+        with PIL.Image.open(path) as img:
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError):
+        return image
+    turn = _EXIF_TURNS.get(orientation)
+    return turn(image) if turn else image
+
+
+_EXIF_TURNS = {  # EXIF orientation -> what makes the stored pixels upright
+    2: lambda im: cv2.flip(im, 1), 3: lambda im: cv2.rotate(im, cv2.ROTATE_180), 4: lambda im: cv2.flip(im, 0),
+    5: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), 1),
+    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+
+
 def load_folders(root: str | Path) -> Faces:
-    """Class-named subfolders (`angry/`, ... or `0/` .. `6/`) of face images."""
+    """Class-named subfolders (`angry/`, ... or `0/` .. `6/`, any case; also `happiness/`, `sadness/`, ...) of face
+    images, read from any depth below each class folder. Folders named otherwise and files that cannot be read
+    are left out with a warning that counts them."""
     root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder of class folders")
     images, labels, names = [], [], []
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     known = [(d, _class_of_folder(d.name)) for d in subdirs]
+    unknown = [d.name for d, c in known if c is None]
     known = [(d, c) for d, c in known if c is not None]
     if not known:
         raise ValueError(f"{root} has no subfolders named after the classes ({', '.join(LABELS)} or 0..6)")
+    if unknown:
+        _warn(f"{root}: left out {len(unknown)} folder(s) not named after a class ({', '.join(LABELS)} or 0..6): "
+              + ", ".join(unknown))
+    unreadable = []
     for folder, label in known:
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or any(part.startswith(".") for part in path.relative_to(root).parts):
                 continue
             img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if img is None:
+            if img is None or img.size == 0:
+                unreadable.append(str(path.relative_to(root)))
                 continue
-            images.append(img)
+            images.append(_upright(img, path))
             labels.append(label)
-            names.append(f"{folder.name}/{path.name}")
+            names.append(path.relative_to(root).as_posix())
+    if unreadable:
+        _warn(f"{root}: left out {len(unreadable)} image file(s) that cannot be read: " + ", ".join(unreadable[:5])
+              + (", ..." if len(unreadable) > 5 else ""))
     return Faces(images, np.asarray(labels, dtype=np.int64), names)
+
+
+def _label(value: str, where: str) -> int:
+    try:
+        label = int(value)
+    except ValueError:
+        raise ValueError(f"{where}: label {value!r} is not a number 0..6 ({', '.join(LABELS)})") from None
+    if not 0 <= label < len(LABELS):
+        raise ValueError(f"{where}: label {label} is outside 0..6 ({', '.join(LABELS)})")
+    return label
 
 
 def load_fer2013_csv(path: str | Path, usage: str | None = None) -> Faces:
@@ -76,7 +133,7 @@ def load_fer2013_csv(path: str | Path, usage: str | None = None) -> Faces:
             if side * side != pixels.size:
                 raise ValueError(f"{path} row {i + 1}: {pixels.size} pixels do not make a square image")
             images.append(pixels.reshape(side, side))
-            labels.append(int(row["emotion"]))
+            labels.append(_label(row["emotion"], f"{path} row {i + 1}"))
             names.append(f"row{i}")
     return Faces(images, np.asarray(labels, dtype=np.int64), names)
 
@@ -88,15 +145,25 @@ def read_expw_labels(label_file: str | Path, min_confidence: float = 0.0) -> lis
     """
     rows = []
     with open(label_file) as fh:
-        for line in fh:
+        for number, line in enumerate(fh, start=1):
             parts = line.split()
+            if not parts:
+                continue
+            where = f"{label_file} line {number}"
             if len(parts) != 8:
-                continue
+                raise ValueError(f"{where} has {len(parts)} fields, not the 8 of "
+                                 "`image_name face_id top left right bottom confidence label`")
             name, face_id, top, left, right, bottom, conf, label = parts
-            if float(conf) < min_confidence:
+            try:
+                box = (int(left), int(top), int(right), int(bottom))
+                face, confidence = int(face_id), float(conf)
+            except ValueError:
+                raise ValueError(f"{where}: face_id, top, left, right and bottom must be whole numbers and "
+                                 "confidence a number") from None
+            label_id = _label(label, where)
+            if confidence < min_confidence:
                 continue
-            box = (int(left), int(top), int(right), int(bottom))
-            rows.append((name, int(face_id), box, float(conf), int(label)))
+            rows.append((name, face, box, confidence, label_id))
     return rows
 
 
@@ -115,12 +182,14 @@ def load_expw(root: str | Path, min_confidence: float = 0.0, margin: float = 0.0
     image_dir = label_file.parent / "image"
     images, labels, names = [], [], []
     cache: dict[str, np.ndarray | None] = {}
+    missing: set[str] = set()
     for name, face_id, (x1, y1, x2, y2), _, label in read_expw_labels(label_file, min_confidence):
         if name not in cache:
             cache.clear()
             cache[name] = cv2.imread(str(image_dir / name), cv2.IMREAD_COLOR)
         img = cache[name]
         if img is None:
+            missing.add(name)
             continue
         mx, my = int(margin * (x2 - x1)), int(margin * (y2 - y1))
         h, w = img.shape[:2]
@@ -130,6 +199,9 @@ def load_expw(root: str | Path, min_confidence: float = 0.0, margin: float = 0.0
         images.append(crop.copy())
         labels.append(label)
         names.append(f"{name}#{face_id}")
+    if missing:
+        _warn(f"{image_dir}: left out the faces of {len(missing)} photo(s) listed in {label_file.name} that are "
+              "missing or cannot be read: " + ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else ""))
     return Faces(images, np.asarray(labels, dtype=np.int64), names)
 
 
