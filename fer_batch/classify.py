@@ -55,10 +55,20 @@ def _load_keras_model(path: Path):
     except Exception as exc:  # corrupt archive, wrong format, ...
         raise ModelLoadError(f"model {path} could not be loaded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     shape = model.input_shape
-    if len(shape) != 4 or shape[3] not in (1, 3) or model.output_shape[-1] != NUM_CLASSES:
-        raise ModelLoadError(f"model {path} takes {shape} and gives {model.output_shape}; "
-                             f"expected (None, h, w, 1 or 3) in and {NUM_CLASSES} probabilities out.")
+    if (not isinstance(shape, tuple) or len(shape) != 4 or shape[3] not in (1, 3) or None in shape[1:3]
+            or model.output_shape[-1] != NUM_CLASSES):
+        raise ModelLoadError(f"model {path} takes {shape} and gives {model.output_shape}; expected (None, h, w, 1 or 3) "
+                             f"in, with a fixed height and width, and {NUM_CLASSES} probabilities out.")
     return model
+
+
+def check_gives_probabilities(path: Path, probs: np.ndarray) -> None:
+    """ModelLoadError unless every row of `probs` (the model's answer to a probe batch) is a distribution."""
+    sums = probs.sum(axis=1)
+    if not (np.isfinite(probs).all() and probs.min() >= -1e-6 and np.allclose(sums, 1.0, atol=1e-3)):
+        raise ModelLoadError(f"model {path} does not give probabilities (on a probe input its outputs range "
+                             f"{probs.min():.3g}..{probs.max():.3g} and sum to {sums.min():.3g}..{sums.max():.3g}); "
+                             "end it with a softmax layer.")
 
 
 class ExpressionClassifier:
@@ -106,7 +116,9 @@ class ExpressionClassifier:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        for size in self.batch_shapes:
+        probe = np.random.default_rng(0).random((self.batch_shapes[0], *self.input_size, self.channels), np.float32)
+        check_gives_probabilities(self.model_path, self._run(probe))
+        for size in self.batch_shapes[1:]:
             self._run(np.zeros((size, *self.input_size, self.channels), np.float32))
 
     def tracing_count(self) -> int:

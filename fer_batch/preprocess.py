@@ -33,17 +33,29 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return img
 
 
+def _check_crop(i: int, crop: object) -> None:
+    if not isinstance(crop, np.ndarray) or not (np.issubdtype(crop.dtype, np.number) or crop.dtype == np.bool_):
+        raise ValueError(f"crop {i} is a {type(crop).__name__}, not a numpy image array")
+    if crop.ndim not in (2, 3) or (crop.ndim == 3 and crop.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"crop {i} has shape {crop.shape}; a crop is (h, w) gray or (h, w, 1, 3 or 4 channels)")
+    if crop.shape[0] == 0 or crop.shape[1] == 0:
+        raise ValueError(f"crop {i} is empty (shape {crop.shape})")
+    if np.issubdtype(crop.dtype, np.floating) and not np.isfinite(crop).all():
+        raise ValueError(f"crop {i} contains NaN or infinite values")
+
+
 def preprocess(crops: Sequence[np.ndarray], size: tuple[int, int] = (48, 48), channels: int = 1) -> np.ndarray:
     """Turn face crops of any size into a float32 batch of shape (n, h, w, channels) in [0, 1].
 
     Colour crops are taken to be BGR (OpenCV's order); gray crops are accepted as they are.
     """
+    if isinstance(crops, np.ndarray) and crops.ndim == 3 and crops.shape[2] in (3, 4):
+        raise ValueError(f"got one {crops.shape} image where a list of crops was expected; pass [image]")
     height, width = size
     batch = np.empty((len(crops), height, width, channels), dtype=np.float32)
     for i, crop in enumerate(crops):
+        _check_crop(i, crop)
         img = to_channels(crop, channels)
-        if img.shape[0] == 0 or img.shape[1] == 0:
-            raise ValueError(f"crop {i} is empty (shape {img.shape})")
         interpolation = cv2.INTER_AREA if img.shape[0] > height else cv2.INTER_LINEAR
         img = cv2.resize(img, (width, height), interpolation=interpolation)
         batch[i] = img.reshape(height, width, channels).astype(np.float32) / 255.0

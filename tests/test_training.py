@@ -419,6 +419,33 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("input_shape, activation, message", [
+    ((48, 48, 1), None, "does not give probabilities"),            # raw scores: the CSV would hold negative "probabilities"
+    ((None, None, 1), "softmax", "with a fixed height and width"),  # any size: the crops' size is unknown
+])
+def test_a_model_that_cannot_give_crop_probabilities_is_refused(tmp_path, input_shape, activation, message):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    path = tmp_path / "m.keras"
+    keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, activation=activation)(x)).save(path)
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(path)
+
+
+@pytest.mark.parametrize("crops, message", [
+    (np.zeros((60, 40, 3), np.uint8), "pass [image]"),
+    ([np.zeros((5, 5, 2), np.uint8)], "crop 0 has shape (5, 5, 2)"),
+    ([None], "crop 0 is a NoneType"),
+    ([np.zeros((0, 0, 3), np.uint8)], "crop 0 is empty"),
+    ([np.full((8, 8), np.nan, np.float32)], "NaN"),
+])
+def test_predict_says_what_is_wrong_with_its_input(crops, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        preprocess(crops)
+
+
 
 def test_classifier_pads_to_a_few_fixed_shapes_and_never_retraces(astronaut_bgr):
     classifier = load_model(batch_size=64, runtime="tensorflow")
