@@ -265,19 +265,48 @@ def test_one_epoch_writes_a_model_the_tool_loads(trained, astronaut_bgr):
     _assert_distributions(classifier.predict(crops), len(crops))
 
 
-def test_resume_continues_to_the_next_epoch(trained, tmp_path):
+def test_resume_continues_a_run_stopped_after_an_epoch_and_only_with_its_options(trained, tmp_path, capsys):
     from training.train import main as train_main
 
-    ckpt = tmp_path / "ckpt"
-    shutil.copytree(trained["checkpoint"], ckpt)
-    out = tmp_path / "model.keras"
-    code = train_main(["--data", str(trained["root"] / "train"), "--val-data", str(trained["val"]),
-                       "--arch", "vgg_tiny", "--epochs", "2", "--batch-size", "16", "--out", str(out),
-                       "--checkpoint-dir", str(ckpt), "--resume"])
-    assert code == 0
-    state = json.loads((ckpt / "state.json").read_text())
-    assert state["epoch"] == 2
-    assert [row["epoch"] for row in state["history"]] == [1, 2]
+    command = ["--data", str(trained["root"] / "train"), "--val-data", str(trained["val"]), "--arch", "vgg_tiny",
+               "--epochs", "2", "--batch-size", "16", "--out", str(tmp_path / "model.keras")]
+    assert train_main([*command, "--stop-after", "1"]) == 0
+    state_path = tmp_path / "model.ckpt" / "state.json"
+    assert json.loads(state_path.read_text())["epoch"] == 1
+    assert "stopped after epoch 1 of 2" in capsys.readouterr().out
+
+    longer = [*command]
+    longer[longer.index("--epochs") + 1] = "3"   # the cosine schedule was built for 2
+    assert train_main([*longer, "--resume"]) == 2
+    refused = capsys.readouterr().err
+    assert "trained with other options (epochs 2 -> 3)" in refused and "--init-from" in refused
+    assert json.loads(state_path.read_text())["epoch"] == 1
+
+    assert train_main([*command, "--resume"]) == 0
+    state = json.loads(state_path.read_text())
+    assert state["epoch"] == 2 and [row["epoch"] for row in state["history"]] == [1, 2]
+    assert state["args"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"), (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--data", "/nonexistent/faces"], "--data /nonexistent/faces: no such file or folder"),
+    (["--extra-data", "crops/"], "give PATH:FORMAT"),
+])
+def test_train_refuses_bad_options_in_one_line_before_any_work(tmp_path, change, message, capsys):
+    from training.train import main as train_main
+
+    (tmp_path / "faces").mkdir()
+    command = ["--data", str(tmp_path / "faces"), "--val-data", str(tmp_path / "faces"), "--out", str(tmp_path / "m.keras")]
+    option = change[0]
+    if option in command:
+        command[command.index(option) + 1] = change[1]
+    else:
+        command += change
+    with pytest.raises(SystemExit) as stopped:
+        train_main(command)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "m.ckpt").exists()
 
 
 def test_resume_without_checkpoint_fails_cleanly(tmp_path):

@@ -1,7 +1,7 @@
 """Train an expression classifier.
 
 python training/train.py --data ../shared/data/fer2013/train --val-data ../shared/data/fer2013/val \
-    --arch vgg_small --epochs 30 --out fer_batch/assets/model.keras
+    --arch vgg_small --epochs 30 --out my-model.keras
 """
 from __future__ import annotations
 
@@ -51,16 +51,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
     p.add_argument("--checkpoint-dir", default=None, help="last-epoch checkpoint and history (default: OUT.ckpt/)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --checkpoint-dir, with the options it was started with")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N epochs of this invocation (a long run in sittings; continue with --resume)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (same --arch) with a fresh optimizer and schedule "
                         "(a warm restart of the cosine schedule)")
     args = p.parse_args(argv)
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--extra-repeat", args.extra_repeat),
+                          ("--stop-after", 1 if args.stop_after is None else args.stop_after)):
+        if value < 1:
+            p.error(f"{option} must be at least 1")
+    if not args.lr > 0:
+        p.error("--lr must be above 0")
+    for spec in args.extra_data:
+        if spec.rpartition(":")[2] not in FORMATS:
+            p.error(f"--extra-data {spec!r}: give PATH:FORMAT, FORMAT one of {', '.join(FORMATS)}")
+    for option, path in (("--data", args.data), ("--val-data", args.val_data), ("--init-from", args.init_from),
+                         *(("--extra-data", spec.rpartition(":")[0]) for spec in args.extra_data)):
+        if path is not None and not Path(path).exists():
+            p.error(f"{option} {path}: no such file or folder")
     if args.domain_adversarial < 0:
         p.error("--domain-adversarial must be at least 0")
     if args.domain_adversarial > 0 and not args.extra_data:
         p.error("--domain-adversarial needs --extra-data: the faces of the second domain")
     return args
+
+
+# options that may differ between a run and its --resume: they change nothing in the training itself
+RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "patience", "checkpoint_dir"})
+
+
+def options_changed(recorded: dict, now: dict) -> list[str]:
+    """'name old -> new' for each option the interrupted run used differently (the learning-rate schedule, the
+    data and the architecture are fixed when a run starts)."""
+    return [f"{key} {recorded.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(recorded) | set(now))
+            if key not in RESUME_MAY_CHANGE and recorded.get(key) != now.get(key)]
 
 
 def class_weights(labels: np.ndarray, mode: str, num_classes: int) -> np.ndarray:
@@ -98,9 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         if not last_path.exists():
             print(f"--resume: no checkpoint at {last_path}", file=sys.stderr)
             return 2
+        state = json.loads(state_path.read_text())
+        changed = options_changed(state.get("args", {}), vars(args))
+        if changed:
+            print(f"--resume: the checkpoint in {ckpt_dir} was trained with other options ({'; '.join(changed)}); "
+                  f"resume with the same ones, or start a new schedule from it with --init-from {last_path}",
+                  file=sys.stderr)
+            return 2
         trainer = keras.models.load_model(last_path, safe_mode=True)
         model = expression_network(trainer, args.arch) if adversarial else trainer
-        state = json.loads(state_path.read_text())
         print(f"resuming after epoch {state['epoch']} (best val accuracy {state['best_val_accuracy']:.4f})")
     else:
         model = build(args.arch, args.dropout_scale)
@@ -158,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     val_ds = tf.data.Dataset.from_tensor_slices(
         (val.x, {EXPRESSION: val_y, DOMAIN: np.zeros((len(val.y), 1), np.float32)} if adversarial else val_y)).batch(256)
     patience_left = args.patience
-    for epoch in range(state["epoch"], args.epochs):
+    last_epoch = args.epochs if args.stop_after is None else min(args.epochs, state["epoch"] + args.stop_after)
+    for epoch in range(state["epoch"], last_epoch):
         t = time.time()
         fitted = {key: float(values[0]) for key, values in trainer.fit(train_epoch(epoch), epochs=1, verbose=0).history.items()}
         scores = trainer.evaluate(val_ds, verbose=0, return_dict=True)
@@ -187,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.patience and patience_left <= 0:
             print(f"early stop: no better val accuracy for {args.patience} epochs")
             break
+    if state["epoch"] < args.epochs and not (args.patience and patience_left <= 0):
+        print(f"stopped after epoch {state['epoch']} of {args.epochs}: continue with the same command and --resume")
     print(f"best val accuracy {state['best_val_accuracy']:.4f} at epoch {state.get('best_epoch')}; model in {out}")
     return 0
 
