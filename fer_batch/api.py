@@ -35,7 +35,11 @@ class Analysis:
 
     @property
     def ok(self) -> bool:
-        return self.errors.empty
+        """No input failed and every path given exists (as the command line's exit status 0)."""
+        from fer_batch.sources import NOT_FOUND
+
+        missing = len(self.skipped) > 0 and bool((self.skipped["reason"] == NOT_FOUND).any())
+        return self.errors.empty and not missing
 
     @property
     def tracks(self) -> pd.DataFrame:
@@ -200,6 +204,8 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if len(paths) == 0:
+        raise ValueError("analyze needs at least one file or folder")
     opts = AnalyzeOptions.from_kwargs(**options)
     opts.validate()
     if resume and csv_dir is None:

@@ -177,6 +177,17 @@ def test_cli_exit_status_and_outputs(batch, tmp_path):
     assert bad_option.returncode == 2
 
 
+def test_the_api_is_not_ok_when_a_path_given_does_not_exist(batch, tmp_path):
+    import fer_batch
+
+    photos = sorted((batch / "photos").glob("*.jpg"))[:1]
+    assert fer_batch.analyze(photos).ok
+    typo = fer_batch.analyze([*photos, tmp_path / "typo.jpg"])
+    assert not typo.ok and typo.errors.empty and len(typo.summary) == 1
+    with pytest.raises(ValueError, match="at least one file or folder"):
+        fer_batch.analyze([])
+
+
 def test_annotate_writes_copies(batch, tmp_path):
     import fer_batch
 
