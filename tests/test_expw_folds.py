@@ -137,6 +137,22 @@ def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(e
         main(["--data", str(expw_scenes), "--fold-models", "-", "-", "--out-dir", str(tmp_path)])
 
 
+def test_end_to_end_evaluation_refuses_bad_arguments_in_one_line(expw_scenes, tmp_path, capsys):
+    from training.eval_end_to_end import main
+
+    base = ["--data", str(expw_scenes), "--out-dir", str(tmp_path)]
+    assert main([*base, "--model", str(tmp_path / "missing.keras")]) == 2
+    assert capsys.readouterr().err.strip() == f"eval_end_to_end: model file {tmp_path / 'missing.keras'} does not exist."
+    for bad, message in ((["--fold", "5"], "--fold must be one of 0..1"), (["--limit", "0"], "--limit must be at least 1")):
+        with pytest.raises(SystemExit) as stopped:
+            main([*base, *bad])
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), "--out-dir", str(tmp_path)])
+    assert "no label.lst there" in capsys.readouterr().err
+    assert not list(tmp_path.glob("e2e-*"))
+
+
 def test_folds_nest_when_their_counts_do():
     names = [f"photo_{i}.jpg" for i in range(300)]
     assert all(photo_fold(n, 4) % 2 == photo_fold(n, 2) for n in names)   # folds 0 and 2 of 4 make fold 0 of 2

@@ -411,6 +411,30 @@ def test_evaluate_command_reports_a_bad_model(tmp_path, capsys):
     assert "could not be loaded" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("change, message", [
+    (["--limit", "0"], "--limit must be at least 1"), (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--data", "/nonexistent/faces"], "no such file or folder"),
+    (["--format", "fer2013-csv"], "is not what --format fer2013-csv reads"),
+    (["--format", "expw"], "no label.lst there"),
+])
+def test_evaluate_command_refuses_bad_arguments_before_loading_anything(tmp_path, change, message, capsys):
+    command = ["--model", str(SHIPPED_MODEL), "--data", str(tmp_path), "--out-dir", str(tmp_path / "out")]
+    if change[0] in command:
+        command[command.index(change[0]) + 1] = change[1]
+    else:
+        command += change
+    with pytest.raises(SystemExit) as stopped:
+        evaluation.main(command)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluate_command_names_a_bad_label_in_one_line(tmp_path, capsys):
+    (tmp_path / "fer.csv").write_text("emotion,pixels,Usage\n9," + " ".join(["1"] * 4) + ",Training\n")
+    assert evaluation.main(["--model", str(SHIPPED_MODEL), "--data", str(tmp_path / "fer.csv"), "--format", "fer2013-csv",
+                            "--out-dir", str(tmp_path)]) == 2
+    assert "row 1: label 9 is outside 0..6" in capsys.readouterr().err
+
+
 # --- the shipped model ---------------------------------------------------------------------------------------
 
 

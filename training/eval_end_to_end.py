@@ -4,7 +4,7 @@
 
 A labelled face is found when a detection overlaps its box with IoU >= --iou (the best-overlapping detection
 is used, each detection at most once). Accuracy and macro-F1 are over the faces found; recall over all labelled
-faces. Writes reports/e2e-<name>.{json,md}.
+faces. Writes reports/e2e-<name>.{json,md} and the per-face reports/e2e-<name>-faces.csv (for compare_faces.py).
 """
 from __future__ import annotations
 
@@ -88,26 +88,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
     p.add_argument("--model", default=None, help="default: the shipped model")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
-    p.add_argument("--iou", type=float, default=0.4)
+    p.add_argument("--iou", type=float, default=0.4, help="overlap that counts a labelled face as found (default 0.4)")
     p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
     p.add_argument("--align", action="store_true", help="turn each crop so the eyes are level (detector landmarks)")
     p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
                    "(as `fer-batch analyze --zoom-tta`)")
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
-    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--folds", type=int, default=2, help="how many folds the photos are split into (default 2)")
     p.add_argument("--fold-models", nargs="+", default=None, metavar="MODEL",
                    help="cross-fitting: one model per fold; the photos of fold k are classified by the k-th model, "
                         "which must not have trained on fold k (see training/expw_crops.py); '-' leaves a fold out")
     p.add_argument("--detections-cache", type=Path, default=None,
                    help="an .npz of the detector's faces per photo: read when it exists, else written")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
-    p.add_argument("--name", default=None)
-    p.add_argument("--out-dir", type=Path, default=Path("reports"))
+    p.add_argument("--name", default=None, help="report name (default: from the model and the data)")
+    p.add_argument("--out-dir", type=Path, default=Path("reports"), help="where the reports go (default reports/)")
     args = p.parse_args(argv)
+    if not (args.data / "label.lst").is_file():
+        p.error(f"--data {args.data}: no label.lst there (an ExpW root holds label.lst and image/)")
+    if args.folds < 1 or (args.fold is not None and not 0 <= args.fold < args.folds):
+        p.error(f"--fold must be one of 0..{args.folds - 1} and --folds at least 1")
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be at least 1")
 
-    from fer_batch.classify import load_model
+    from fer_batch.classify import ModelLoadError, load_model
 
+    try:
+        return _evaluate(p, args, load_model)
+    except (ModelLoadError, ValueError) as exc:   # a model that cannot be used; a bad label.lst line
+        print(f"eval_end_to_end: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model) -> int:
     if args.fold_models:
         if args.model or args.fold is not None:
             p.error("--fold-models replaces --model and --fold")

@@ -51,7 +51,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", default="reports", help="where the three report files are written")
     p.add_argument("--faces-csv", default=None, help="also write each face's label and probabilities to this CSV "
                    "(for training/calibration.py)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be at least 1")
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    data = Path(args.data)
+    if not data.exists():
+        p.error(f"--data {data}: no such file or folder")
+    if args.format == "folders" and not data.is_dir() or args.format == "fer2013-csv" and not data.is_file():
+        p.error(f"--data {data} is not what --format {args.format} reads "
+                "(folders: a folder of class folders; fer2013-csv: a CSV file; expw: a folder with label.lst and image/)")
+    if args.format == "expw" and not (data / "label.lst").is_file() and not data.is_file():
+        p.error(f"--data {data}: no label.lst there (an ExpW root holds label.lst and image/)")
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        p.error(f"--out-dir {args.out_dir} is a file, not a folder")
+    return args
 
 
 def select_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -266,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    faces = load_faces(args.data, args.format, args.usage, args.min_confidence)
+    try:
+        faces = load_faces(args.data, args.format, args.usage, args.min_confidence)
+    except (ValueError, KeyError) as exc:   # a bad label or line; a CSV without the emotion or pixels column
+        print(f"error: {args.data}: {exc if isinstance(exc, ValueError) else f'no {exc} column'}", file=sys.stderr)
+        return 2
     if not faces.images:
         print(f"error: no labelled faces found in {args.data} (format {args.format})", file=sys.stderr)
         return 2
