@@ -115,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     from fer_batch.classify import ModelLoadError, load_model
 
     try:
-        return _evaluate(p, args, load_model)
+        return _evaluate(p, args, load_model, argv)
     except (ModelLoadError, ValueError) as exc:   # a model that cannot be used; a bad label.lst line
         print(f"eval_end_to_end: {exc}", file=sys.stderr)
         return 2
 
 
-def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model) -> int:
+def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, argv: list[str] | None) -> int:
     if args.fold_models:
         if args.model or args.fold is not None:
             p.error("--fold-models replaces --model and --fold")
