@@ -15,6 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from fer_batch.native_logs import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # first, so that the CUDA probe's start-up lines on a CPU machine stay off the terminal
+
 from training.datasets import FORMATS, load_dataset  # noqa: E402
 from training.models import ARCHITECTURES, DEFAULT_ARCH  # noqa: E402
 
@@ -104,8 +108,8 @@ def class_weights(labels: np.ndarray, mode: str, num_classes: int) -> np.ndarray
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     from fer_batch.labels import LABELS, NUM_CLASSES
     from training.augment import augment_batch
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, state["epoch"] + args.stop_after)
     for epoch in range(state["epoch"], last_epoch):
         t = time.time()
-        fitted = {key: float(values[0]) for key, values in trainer.fit(train_epoch(epoch), epochs=1, verbose=0).history.items()}
+        fitted = {key: float(values[0]) for key, values in trainer.fit(train_epoch(epoch), epochs=1, verbose=0, shuffle=False).history.items()}
         scores = trainer.evaluate(val_ds, verbose=0, return_dict=True)
         prefix = f"{EXPRESSION}_" if adversarial else ""
         val_loss, val_acc = scores[prefix + "loss"], scores[prefix + "accuracy"]
