@@ -184,7 +184,7 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
             on_start(len(finished))
         local_work = options.backend == "local" and len(finished) < len(inputs)
         stages = build_stages(options) if local_work else None  # Ray's workers build their own
-        writer = IncrementalCsvWriter(csv_dir)
+        writer = IncrementalCsvWriter(csv_dir, fresh=not resume)
         collector = Collector(skipped, sink=writer.add)
         analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
         analysis.settings = run_settings(options)
@@ -204,10 +204,10 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    if len(paths) == 0:
-        raise ValueError("analyze needs at least one file or folder")
     opts = AnalyzeOptions.from_kwargs(**options)
     opts.validate()
+    if len(paths) == 0:
+        raise ValueError("analyze needs at least one file or folder")
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
     inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir)

@@ -25,11 +25,17 @@ class IncrementalCsvWriter:
     earlier run listed there and this run did not write are deleted, so the folder holds this run's results only.
     """
 
-    def __init__(self, csv_dir: str | os.PathLike):
+    def __init__(self, csv_dir: str | os.PathLike, fresh: bool = False):
+        """With `fresh` (a run not resuming), what an earlier run wrote here goes first: its per-frame CSVs and the
+        batch tables, so that a folder interrupted mid-run never holds two runs' tables side by side."""
         self.csv_dir = Path(csv_dir)
         self.csv_dir.mkdir(parents=True, exist_ok=True)
         self._manifest = self.csv_dir / STATE_DIR / OUTPUTS_MANIFEST
         self._written: set[str] = set()
+        if fresh:
+            self._remove_earlier_runs_csvs()
+            for name in BATCH_FILES:
+                (self.csv_dir / name).unlink(missing_ok=True)
         self._group: str | None = None
         self._group_parts: dict[str, list[pd.DataFrame]] = {}
 
@@ -95,6 +101,9 @@ def write_all_csvs(analysis, csv_dir: str | os.PathLike) -> None:
         first = part["source"].iloc[0]
         write_csv(per_frame_csv_path(csv_dir, group, analysis.kinds[first]), part)
     write_batch_tables(analysis, csv_dir)
+
+
+BATCH_FILES = ("summary.csv", "tracks.csv", "videos_by_second.csv", "errors.csv", "skipped.csv", RUN_FILE)
 
 
 def write_batch_tables(analysis, csv_dir: Path) -> None:

@@ -161,6 +161,7 @@ class Pipeline:
                                                                 and batch_pixels >= MAX_BATCH_PIXELS):
                         self._process(batch)
                         batch, batch_pixels = [], 0
+                        self._finish(ended, outcomes, on_done)   # inputs whose last frames were in that batch
                 else:
                     duration, problems, failure = payload
                     outcome.duration_s = duration
@@ -168,9 +169,13 @@ class Pipeline:
                     if failure is not None and outcome.error is None:
                         outcome.error = InputError(item.source, failure.stage, failure.reason)
                     ended.append(outcome)
-                    if frames_queue.empty() or len(ended) > 64:
+                    # an input is journalled and written as soon as none of its frames waits in the batch being
+                    # filled (within one batch of frames); when the decoder is behind, the batch goes now
+                    if frames_queue.empty():
                         self._process(batch)
                         batch, batch_pixels = [], 0
+                    waiting = {id(o) for o, _ in batch}
+                    if not any(id(o) in waiting for o in ended):
                         self._finish(ended, outcomes, on_done)
             self._process(batch)
             self._finish(ended, outcomes, on_done)

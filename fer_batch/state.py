@@ -45,16 +45,13 @@ class ResumeRefused(RuntimeError):
 
 
 def result_options(options: AnalyzeOptions) -> dict:
-    """The options recorded in the journal: those that change results, plus the model file's identity."""
-    from fer_batch.classify import SHIPPED_MODEL
+    """The options recorded in the journal: those that change results, with the model file's SHA-256."""
+    from fer_batch.provenance import model_identity
 
-    recorded = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in OPTIONS_WITHOUT_EFFECT}
-    model = Path(options.model) if options.model else SHIPPED_MODEL
-    try:
-        stat = model.stat()
-        recorded["model_file"] = [str(model.resolve()), stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        recorded["model_file"] = [str(model), None, None]
+    recorded = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                if f.name not in OPTIONS_WITHOUT_EFFECT and f.name != "model"}
+    # the model by its content: a copy, a move or a reinstall of the same file does not stop a resume
+    recorded["model_sha256"] = model_identity(options.model)["model_sha256"]
     return json.loads(json.dumps(recorded))  # the form it takes after a round trip through the journal
 
 

@@ -345,3 +345,34 @@ def test_a_stretch_without_a_sampling_instant_says_so(batch):
     result = fer_batch.analyze([clip], start_s=0.1, end_s=0.2, fps=1.0)
     assert result.errors.to_dict("records") == [{"input": clip, "stage": "decode", "reason":
         "no frame is sampled between --start and --end at --fps 1: the stretch is shorter than one sampling step"}]
+
+
+def test_each_input_is_done_as_soon_as_its_frames_are_analysed(tmp_path, astronaut_bgr):
+    """Finished inputs used to wait (unjournalled, unwritten) until 65 had finished or the decoder fell behind,
+    so a run killed near the end of a few long videos lost all of them."""
+    from collections import Counter
+
+    from fer_batch.api import build_stages
+    from fer_batch.options import AnalyzeOptions
+    from fer_batch.pipeline import Pipeline
+    from fer_batch.sources import walk_inputs
+    from test_bad_inputs import face_frames, write_video
+
+    for i in range(3):
+        write_video(tmp_path / f"v{i}.mp4", face_frames(astronaut_bgr, 30))
+    options = AnalyzeOptions(detector="blazeface", fps=None)   # every frame: 30 a video, in batches of 8
+    inputs, _ = walk_inputs([tmp_path])
+    pipeline = Pipeline(*build_stages(options), options)
+    analysed: Counter = Counter()
+    process = pipeline._process
+
+    def counting(batch):
+        analysed.update(outcome.item.source for outcome, _ in batch)
+        process(batch)
+
+    pipeline._process = counting
+    done: list[tuple[str, int]] = []
+    pipeline.run(inputs, lambda outcome: done.append((outcome.item.source, analysed[inputs[-1].source])))
+    assert [source for source, _ in done] == [item.source for item in inputs]
+    assert done[0][1] == 0 and done[1][1] < 30   # the first two were done before the last video was analysed
+    assert analysed[inputs[-1].source] == 30

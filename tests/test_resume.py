@@ -135,6 +135,14 @@ def test_a_later_run_into_the_folder_leaves_its_own_csvs_only(inputs, clean, tmp
     listed = (csv / ".fer-batch" / "outputs.txt").read_text().splitlines()
     assert listed == [per_frame[0].relative_to(csv.resolve()).as_posix()]
 
+    from fer_batch.outputs import IncrementalCsvWriter
+
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(clean, interrupted)
+    (interrupted / "my notes.csv").write_text("mine\n")
+    IncrementalCsvWriter(interrupted, fresh=True)   # a new run's start: nothing of the earlier run is left to mix in
+    assert sorted(p.name for p in interrupted.iterdir()) == [".fer-batch", "my notes.csv"]
+
 
 # -- the journal on its own ----------------------------------------------------------------------------
 def fake_outcome(item, error: InputError | None = None) -> InputOutcome:
@@ -200,6 +208,26 @@ def test_torn_last_line_changed_files_and_fresh_runs(tmp_path, two_inputs):
         assert state.start(AnalyzeOptions(fps=1.0), two_inputs, resume=False) == {}  # without resume: afresh
         assert state.finished_sources() == []
         assert not list((tmp_path / "csv" / ".fer-batch" / "parts").iterdir())
+
+
+def test_resume_knows_the_model_by_its_content_not_its_path_or_time(tmp_path, two_inputs):
+    from fer_batch.classify import SHIPPED_MODEL
+
+    first = tmp_path / "a" / "model.keras"
+    first.parent.mkdir()
+    shutil.copy(SHIPPED_MODEL, first)
+    with RunState(tmp_path / "csv") as state:
+        state.start(AnalyzeOptions(model=str(first)), two_inputs, resume=False)
+        state.record(fake_outcome(two_inputs[0]))
+    moved = tmp_path / "b.keras"
+    shutil.copy(first, moved)
+    os.utime(moved, ns=(0, 10**18))
+    with RunState(tmp_path / "csv") as state:   # the same content elsewhere, touched: resumed
+        assert list(state.start(AnalyzeOptions(model=str(moved)), two_inputs, resume=True)) == [two_inputs[0].source]
+    moved.write_bytes(moved.read_bytes()[:-1] + b"x")
+    with RunState(tmp_path / "csv") as state:   # other content: refused
+        with pytest.raises(ResumeRefused, match="model_sha256"):
+            state.start(AnalyzeOptions(model=str(moved)), two_inputs, resume=True)
 
 
 def test_lock_is_exclusive_and_dies_with_its_process(tmp_path):
