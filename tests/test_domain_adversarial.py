@@ -78,7 +78,7 @@ def test_adversarial_training_writes_the_plain_network_records_its_option_and_re
     common = ["--data", str(tmp_path / "train"), "--extra-data", f"{tmp_path / 'wild'}:folders", "--extra-repeat", "2",
               "--val-data", str(tmp_path / "val"), "--arch", "vgg_tiny", "--batch-size", "16", "--out", str(out),
               "--checkpoint-dir", str(ckpt), "--domain-adversarial", "0.3"]
-    assert train_main(common + ["--epochs", "1"]) == 0
+    assert train_main(common + ["--epochs", "2", "--stop-after", "1"]) == 0
     state = json.loads((ckpt / "state.json").read_text())
     assert np.isfinite(state["history"][0]["domain_loss"]) and state["history"][0]["domain_loss"] > 0
     assert "--domain-adversarial 0.3" in train_command(state["args"])
