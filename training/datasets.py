@@ -16,6 +16,7 @@ import PIL.Image
 
 from fer_batch.labels import LABEL_INDEX, LABELS
 from fer_batch.preprocess import preprocess
+from fer_batch.sources import read_image
 
 FORMATS = ("folders", "fer2013-csv", "expw")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -56,24 +57,13 @@ def _warn(message: str) -> None:
 
 
 def _upright(image: np.ndarray, path: Path) -> np.ndarray:
-    """The image turned as its EXIF orientation says (phone photos), as `fer-batch analyze` sees it."""
-    if path.suffix.lower() not in {".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".png"}:
-        return image
+    """The image as `fer-batch analyze` reads it when its EXIF orientation turns it (phone photos), else as read."""
     try:
         with PIL.Image.open(path) as img:
             orientation = img.getexif().get(0x0112, 1)
     except (OSError, ValueError, SyntaxError):
         return image
-    turn = _EXIF_TURNS.get(orientation)
-    return turn(image) if turn else image
-
-
-_EXIF_TURNS = {  # EXIF orientation -> what makes the stored pixels upright
-    2: lambda im: cv2.flip(im, 1), 3: lambda im: cv2.rotate(im, cv2.ROTATE_180), 4: lambda im: cv2.flip(im, 0),
-    5: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), 1),
-    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
-    7: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
-    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+    return image if orientation in (None, 1) else read_image(path)
 
 
 def load_folders(root: str | Path) -> Faces:
