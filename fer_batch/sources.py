@@ -236,11 +236,14 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     check_readable(path)
     with native_stderr_lines() as ffmpeg_says:
         cap = cv2.VideoCapture(str(path))
+    # fd 2 is the process's: other threads' lines (a progress bar) may have landed there too, and go back out
+    ffmpeg_lines = [line for line in ffmpeg_says if _FFMPEG_PREFIX.match(line)]
+    write_back([line for line in ffmpeg_says if not _FFMPEG_PREFIX.match(line)])
     if not cap.isOpened():
         cap.release()
         raise InputFailure("decode", "not a readable video (OpenCV could not open the container"
-                           + _ffmpeg_reason(ffmpeg_says) + ")")
-    write_back(ffmpeg_says)
+                           + _ffmpeg_reason(ffmpeg_lines) + ")")
+    write_back(ffmpeg_lines)
     fps = cap.get(cv2.CAP_PROP_FPS)
     info = VideoInfo(fps if fps and math.isfinite(fps) and fps > 0 else 0.0,
                      int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
