@@ -19,7 +19,9 @@ OUTPUTS_MANIFEST = "outputs.txt"   # in the state folder: the per-frame CSVs wri
 
 
 class IncrementalCsvWriter:
-    """Writes each video's CSV as soon as it is analysed, and each image folder's CSV as its images are done.
+    """Writes each video's CSV as soon as it is analysed, and each image folder's CSV once the batch moves on to
+    another folder (inputs come folder by folder, so a folder's photos are done then; videos between its photos do
+    not rewrite it, which would cost time quadratic in the folder's length).
 
     Every per-frame CSV it writes is listed in `.fer-batch/outputs.txt` first; when the run finishes, the ones an
     earlier run listed there and this run did not write are deleted, so the folder holds this run's results only.
@@ -42,7 +44,8 @@ class IncrementalCsvWriter:
     def add(self, outcome: InputOutcome, frames: pd.DataFrame) -> None:
         item = outcome.item
         if item.kind == "video":
-            self._flush_group()
+            if (os.path.dirname(item.source) or ".") != self._group:
+                self._flush_group()
             if outcome.results:
                 self._write(per_frame_csv_path(self.csv_dir, item.group, "video"), frames)
             return

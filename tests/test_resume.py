@@ -144,6 +144,30 @@ def test_a_later_run_into_the_folder_leaves_its_own_csvs_only(inputs, clean, tmp
     assert sorted(p.name for p in interrupted.iterdir()) == [".fer-batch", "my notes.csv"]
 
 
+def test_photos_between_videos_are_written_once_when_the_batch_leaves_their_folder(tmp_path):
+    from fer_batch.api import Collector
+    from fer_batch.outputs import IncrementalCsvWriter
+
+    folder = tmp_path / "in"
+    (folder / "later").mkdir(parents=True)
+    for name in ("a.jpg", "b.mp4", "c.jpg", "d.mp4", "e.jpg", "f.mp4", "later/g.mp4"):
+        (folder / name).write_bytes(b"x")
+    items = walk_inputs([folder])[0]
+    assert [item.path.name for item in items] == ["a.jpg", "b.mp4", "c.jpg", "d.mp4", "e.jpg", "f.mp4", "g.mp4"]
+    writer = IncrementalCsvWriter(tmp_path / "csv", fresh=True)
+    collector = Collector([], sink=writer.add)
+    images_csv = tmp_path / "csv" / folder.relative_to("/") / "images.csv"
+    for item in items[:-1]:
+        collector.add(fake_outcome(item))
+        assert not images_csv.exists()   # the folder's videos do not rewrite its photos' CSV each time
+    assert (tmp_path / "csv" / folder.relative_to("/") / "f.mp4.csv").is_file()
+    collector.add(fake_outcome(items[-1]))
+    assert sorted(set(pd.read_csv(images_csv)["source"])) == [str(folder / n) for n in ("a.jpg", "c.jpg", "e.jpg")]
+    written = images_csv.stat().st_ino
+    writer.finish(collector.analysis())
+    assert images_csv.stat().st_ino == written   # not written again at the end
+
+
 # -- the journal on its own ----------------------------------------------------------------------------
 def fake_outcome(item, error: InputError | None = None) -> InputOutcome:
     rng = np.random.default_rng(len(item.source))
