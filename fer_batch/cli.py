@@ -14,6 +14,7 @@ from fer_batch.options import FAST_FLAGS
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a Ctrl-C
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Facial-expression analytics for folders of videos and photos.")
@@ -35,6 +36,14 @@ class Backend(str, Enum):
 def _fail(message: str) -> None:
     typer.echo(f"fer-batch: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def _resume_hint(csv_dir: Path) -> str:
+    from fer_batch.state import interrupted_run_finished
+
+    if not interrupted_run_finished(csv_dir):
+        return ""
+    return f"; the finished inputs are kept in {csv_dir}: run the same command with --resume to go on from there"
 
 
 def parse_video_time(text: str) -> float:
@@ -64,11 +73,11 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
                  resume: bool = False, dry_run: bool = False) -> int:
     from fer_batch.api import analyze_into
     from fer_batch.classify import ModelLoadError
-    from fer_batch.console import progress_bars, summary_screen
+    from fer_batch.console import ProgressBars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
     from fer_batch.options import BackendUnavailable
     from fer_batch.sources import NOT_FOUND, walk_inputs
-    from fer_batch.state import ResumeRefused, RunLocked
+    from fer_batch.state import ResumeRefused, RunLocked, interrupted_run_finished
 
     try:
         options.validate()
@@ -94,17 +103,28 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     if csv_dir is None:
         _fail("nothing to write: give --out or --csv-dir")
 
-    def announce(finished: int) -> None:
+    bars = ProgressBars(len(inputs), options.quiet)
+
+    def announce(finished: int, discarded: int) -> None:
         if resume and not options.quiet:
             typer.echo(f"resuming in {csv_dir}: {finished} of {len(inputs)} input(s) already finished", err=True)
+        if discarded:
+            typer.echo(f"fer-batch: starting afresh in {csv_dir}: the interrupted run there had finished {discarded} "
+                       "input(s), which this run analyses again (--resume would have kept them)", err=True)
+        bars.open()
 
     try:
-        with progress_bars(len(inputs), options.quiet) as progress:
-            analysis = analyze_into(inputs, skipped, options, csv_dir, out, smooth, resume, progress, announce)
+        with bars:
+            analysis = analyze_into(inputs, skipped, options, csv_dir, out, smooth, resume, bars.update, announce)
     except (RunLocked, ResumeRefused, DetectorUnavailable, ModelLoadError, BackendUnavailable, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write into {exc.filename or csv_dir} ({exc.strerror or exc})")
+        _fail(f"cannot write {exc.filename or 'into ' + str(csv_dir)} ({exc.strerror or exc})" + _resume_hint(csv_dir))
+    except KeyboardInterrupt:
+        finished = interrupted_run_finished(csv_dir)
+        typer.echo(f"fer-batch: interrupted; {finished} of {len(inputs)} input(s) finished" + _resume_hint(csv_dir),
+                   err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if not options.quiet:
         typer.echo(summary_screen(analysis, out, csv_dir), err=True)
     return EXIT_OK if analysis.ok and not missing else EXIT_SOME_FAILED

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -11,16 +9,39 @@ from tqdm import tqdm
 from fer_batch.sources import NOT_FOUND
 
 
-@contextmanager
-def progress_bars(n_files: int, quiet: bool) -> Callable[[str, int], None]:
-    files = tqdm(total=n_files, desc="files ", unit="file", disable=quiet, file=sys.stderr, position=0, dynamic_ncols=True)
-    frames = tqdm(desc="frames", unit="frame", disable=quiet, file=sys.stderr, position=1, dynamic_ncols=True)
-    bars = {"files": files, "frames": frames}
-    try:
-        yield lambda kind, n: bars[kind].update(n)
-    finally:
-        frames.close()
-        files.close()
+class ProgressBars:
+    """tqdm bars over files and frames, drawn from `open()` on, so that refusals and messages before the work
+    starts print on lines of their own. Used as a context manager; updates before `open()` open the bars."""
+
+    def __init__(self, n_files: int, quiet: bool):
+        self.n_files = n_files
+        self.quiet = quiet
+        self._bars: dict[str, tqdm] = {}
+
+    def open(self) -> None:
+        if not self._bars:
+            self._bars = {
+                "files": tqdm(total=self.n_files, desc="files ", unit="file", disable=self.quiet, file=sys.stderr,
+                              position=0, dynamic_ncols=True),
+                "frames": tqdm(desc="frames", unit="frame", disable=self.quiet, file=sys.stderr, position=1,
+                               dynamic_ncols=True),
+            }
+
+    def update(self, kind: str, n: int) -> None:
+        self.open()
+        self._bars[kind].update(n)
+
+    def close(self) -> None:
+        for name in ("frames", "files"):
+            if name in self._bars:
+                self._bars[name].close()
+        self._bars = {}
+
+    def __enter__(self) -> "ProgressBars":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def summary_screen(analysis, report: Path | None, csv_dir: Path | None) -> str:

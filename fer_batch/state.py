@@ -3,7 +3,8 @@ finished inputs that `--resume` replays instead of analysing them again.
 
 Layout, inside the CSV folder:
     .fer-batch/lock           flock()ed while a run writes here (the kernel drops it when the process dies)
-    .fer-batch/journal.jsonl  a header line (the options that change results), then one line per finished input
+    .fer-batch/journal.jsonl  a header line (the options that change results), then one line per finished input,
+                              and a last line {"complete": true} once the run has written all of its outputs
     .fer-batch/parts/*.npz    each finished input's per-frame results and thumbnails, written before its line
 """
 from __future__ import annotations
@@ -74,6 +75,7 @@ class RunState:
         self.parts_dir = self.dir / "parts"
         self._lock_fd: int | None = None
         self._identities: dict[str, list | None] = {}
+        self.discarded = 0   # inputs an interrupted run had finished, dropped by a start without resume
 
     # -- lock ------------------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -106,26 +108,39 @@ class RunState:
 
     # -- journal ---------------------------------------------------------------------------------
     def start(self, options: AnalyzeOptions, inputs: Sequence[InputFile], resume: bool) -> dict[str, InputOutcome]:
-        """Begin the journal; with `resume`, the inputs finished by an earlier run here, unchanged since, by source.
+        """`resumable` then `begin`: the inputs finished by an earlier run here, unchanged since, by source."""
+        finished = self.resumable(options, inputs) if resume else None
+        self.begin(options, inputs, resuming=finished is not None)
+        return finished or {}
 
-        Raises ResumeRefused when the earlier run used options that change results. Without `resume`
-        any earlier journal is discarded.
-        """
-        wanted = result_options(options)
+    def resumable(self, options: AnalyzeOptions, inputs: Sequence[InputFile]) -> dict[str, InputOutcome] | None:
+        """What `--resume` continues from, reading only: the inputs an earlier run here finished, unchanged since,
+        by source; None when there is no journal to continue. Raises ResumeRefused when the earlier run used
+        options that change results."""
         self._identities = {item.source: file_identity(item) for item in inputs}
-        finished: dict[str, InputOutcome] = {}
-        if resume and self.journal_path.is_file():
-            header, entries = self._read()
-            if header is not None:
-                if header.get("options") != wanted:
-                    raise ResumeRefused(_options_differ(header.get("options") or {}, wanted, self.csv_dir))
-                self._end_torn_line()
-                return self._replayable(inputs, entries)
+        if not self.journal_path.is_file():
+            return None
+        header, entries = self._read()
+        if header is None:
+            return None
+        wanted = result_options(options)
+        if header.get("options") != wanted:
+            raise ResumeRefused(_options_differ(header.get("options") or {}, wanted, self.csv_dir))
+        return self._replayable(inputs, entries)
+
+    def begin(self, options: AnalyzeOptions, inputs: Sequence[InputFile], resuming: bool) -> None:
+        """Continue the journal (`resuming`), or discard any earlier one and start a new one; `discarded` then
+        tells how many inputs the earlier one held if its run was interrupted."""
+        if not self._identities:
+            self._identities = {item.source: file_identity(item) for item in inputs}
+        if resuming:
+            self._end_torn_line()
+            return
+        self.discarded = interrupted_run_finished(self.csv_dir)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        header_line = json.dumps({"version": JOURNAL_VERSION, "options": wanted}, ensure_ascii=True) + "\n"
-        atomic_write_bytes(self.journal_path, header_line.encode("ascii"))
-        return finished
+        header_line = json.dumps({"version": JOURNAL_VERSION, "options": result_options(options)}, ensure_ascii=True)
+        atomic_write_bytes(self.journal_path, (header_line + "\n").encode("ascii"))
 
     def record(self, outcome: InputOutcome) -> None:
         """Journal one newly finished input: its part file first, then its line (a torn last line is ignored)."""
@@ -140,6 +155,13 @@ class RunState:
             "duration_s": outcome.duration_s, "problems": outcome.problems,
             "error": None if outcome.error is None else [outcome.error.stage, outcome.error.reason],
         }
+        self._append(entry)
+
+    def mark_complete(self) -> None:
+        """Note that the run wrote all of its outputs: a later run starting afresh here loses no unfinished work."""
+        self._append({"complete": True})
+
+    def _append(self, entry: dict) -> None:
         line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -160,16 +182,7 @@ class RunState:
         return [entry["source"] for entry in self._read()[1]]
 
     def _read(self) -> tuple[dict | None, list[dict]]:
-        lines = self.journal_path.read_bytes().split(b"\n")
-        parsed = []
-        for line in lines:
-            try:
-                parsed.append(json.loads(line))
-            except ValueError:
-                continue  # the torn last line of a killed run, or the empty string after the final newline
-        if not parsed or parsed[0].get("version") != JOURNAL_VERSION:
-            return None, []
-        return parsed[0], [p for p in parsed[1:] if isinstance(p, dict) and "source" in p]
+        return _read_journal(self.journal_path)[:2]
 
     def _replayable(self, inputs: Iterable[InputFile], entries: list[dict]) -> dict[str, InputOutcome]:
         latest = {entry["source"]: entry for entry in entries}
@@ -184,6 +197,30 @@ class RunState:
             except (OSError, ValueError, KeyError):
                 continue  # a missing or damaged part: analyse the input again
         return finished
+
+
+def _read_journal(path: Path) -> tuple[dict | None, list[dict], bool]:
+    """The header, the finished inputs' entries, and whether the run that wrote it last completed."""
+    parsed = []
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            continue  # the torn last line of a killed run, or the empty string after the final newline
+    if not parsed or not isinstance(parsed[0], dict) or parsed[0].get("version") != JOURNAL_VERSION:
+        return None, [], False
+    complete = isinstance(parsed[-1], dict) and parsed[-1].get("complete") is True
+    return parsed[0], [p for p in parsed[1:] if isinstance(p, dict) and "source" in p], complete
+
+
+def interrupted_run_finished(csv_dir: str | os.PathLike) -> int:
+    """How many inputs the journal in `csv_dir` holds when the run that wrote it stopped before its end; else 0."""
+    journal = Path(csv_dir) / STATE_DIR / "journal.jsonl"
+    try:
+        header, entries, complete = _read_journal(journal)
+    except OSError:
+        return 0
+    return 0 if header is None or complete else len({entry["source"] for entry in entries})
 
 
 def _options_differ(before: dict, now: dict, csv_dir: Path) -> str:

@@ -62,7 +62,7 @@ def journal_entries(csv_dir: Path) -> list[dict]:
             lines.append(json.loads(line))
         except ValueError:
             pass
-    return lines
+    return [line for line in lines if "source" in line]   # not the {"complete": true} that ends a finished run
 
 
 def test_killed_run_resumes_to_the_csvs_of_an_uninterrupted_run(inputs, clean, tmp_path):
@@ -111,6 +111,65 @@ def test_killed_run_resumes_to_the_csvs_of_an_uninterrupted_run(inputs, clean, t
     assert read_csvs(csv) == read_csvs(clean)  # byte for byte: per-frame CSVs, summary, errors, skipped
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert not [p for p in csv.rglob("*.tmp")]
+
+
+def _sigint_as_usual() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a shell's background job would inherit it ignored
+
+
+def test_ctrl_c_says_how_to_resume_and_a_fresh_start_says_what_it_drops(inputs, clean, tmp_path):
+    csv = tmp_path / "report_csv"
+    command = [sys.executable, "-m", "fer_batch", "analyze", *OPTIONS, "--out", str(tmp_path / "report.html"),
+               str(inputs)]
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_sigint_as_usual)
+    try:
+        while len(journal_entries(csv)) < 2:
+            assert first.poll() is None, "the run ended before two inputs were journalled: " + first.stderr.read()
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        first.kill()
+        first.wait()
+    finished = len(set(RunState(csv).finished_sources()))
+    assert first.returncode == 130 and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fer-batch: interrupted; {finished} of 6 input(s) finished") and "--resume" in last
+
+    env = dict(ENV, FER_BATCH_RETINAFACE_WEIGHTS=str(tmp_path / "no-such-weights.h5"))
+    refused = subprocess.run([*command[:4], "--detector", "retinaface", "--out", str(tmp_path / "report.html"),
+                              str(inputs)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "retinaface" in refused.stderr
+    assert len(set(RunState(csv).finished_sources())) == finished   # a refused run leaves the journal alone
+
+    afresh = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs))
+    assert afresh.returncode == 1
+    assert afresh.stderr.startswith(f"fer-batch: starting afresh in {csv}: the interrupted run there had finished "
+                                    f"{finished} input(s)")
+    assert read_csvs(csv) == read_csvs(clean)
+    again = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs))
+    assert again.returncode == 1 and "starting afresh" not in again.stderr   # the run before it had finished
+
+
+def test_a_report_that_cannot_be_written_is_named_and_the_csvs_stay(inputs, clean, tmp_path):
+    import resource
+
+    def small_files_only() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # an oversized write fails with EFBIG, as a full disk would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    report = tmp_path / "report.html"
+    full = subprocess.run(
+        [sys.executable, "-m", "fer_batch", "analyze", "--quiet", *OPTIONS, "--out", str(report), str(inputs)],
+        env=ENV, capture_output=True, text=True, preexec_fn=small_files_only)
+    assert full.returncode == 2 and "Traceback" not in full.stderr
+    assert full.stderr.startswith(f"fer-batch: cannot write {report} (File too large)")
+    assert "--resume" in full.stderr and not report.exists()
+    assert read_csvs(tmp_path / "report_csv") == read_csvs(clean)   # every CSV was written before the report
+
+    resumed = run_cli("--quiet", *OPTIONS, "--resume", "--out", str(report), str(inputs))
+    assert resumed.returncode == 1 and report.stat().st_size > 1_000_000
 
 
 def test_same_inputs_and_options_give_identical_csv_bytes(inputs, clean, tmp_path):
