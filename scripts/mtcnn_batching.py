@@ -1,4 +1,4 @@
-"""What detecting one frame per MTCNN call costs against the `mtcnn` package's batches of 8, and how often the
+r"""What detecting one frame per MTCNN call costs against the `mtcnn` package's batches of 8, and how often the
 batched answer for a frame differs from that frame's own.
 
     python scripts/mtcnn_batching.py ../shared/fixtures/fer-woman2.mp4 ../shared/fixtures/pyfeat-WolfgangLanger_Pexels.mp4 \

@@ -41,3 +41,24 @@ def test_flags_show_no_value_placeholder() -> None:
     for flag in flags:
         line = next(line for line in shown.splitlines() if re.search(rf"(^|\s){re.escape(flag.opts[-1])}\b", line))
         assert "<" not in line.split(flag.help.split()[0])[0], f"a flag is shown as taking a value: {line.strip()}"
+
+
+def test_command_examples_in_script_help_keep_their_line_breaks() -> None:
+    # a shell continuation (` \` at a line's end) in a plain docstring would join the example into one long line
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    scripts = sorted([*root.glob("training/*.py"), *root.glob("scripts/*.py")])
+    with_examples = 0
+    for script in scripts:
+        source = script.read_text(encoding="utf-8")
+        module = ast.parse(source)
+        docstring = ast.get_docstring(module, clean=False)
+        if docstring is None:
+            continue
+        literal = ast.get_source_segment(source, module.body[0].value)
+        if " \\\n" in literal:
+            with_examples += 1
+            assert " \\\n" in docstring, f"{script.name}: make its docstring raw (r\"\"\"...) to keep ` \\` line breaks"
+    assert with_examples >= 5

@@ -1,4 +1,4 @@
-"""Several models on the same labelled faces: how far their mistakes are the same mistakes.
+r"""Several models on the same labelled faces: how far their mistakes are the same mistakes.
 
     python training/agreement.py A-faces.csv B-faces.csv C-faces.csv --names a b c [--fold 0 --folds 2] \
         --out reports/agreement/NAME.md

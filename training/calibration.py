@@ -1,4 +1,4 @@
-"""How far to trust a face's probabilities: calibration of a model on faces it never trained on.
+r"""How far to trust a face's probabilities: calibration of a model on faces it never trained on.
 
     python training/calibration.py reports/e2e-shipped-mtcnn-aligned-fold0-faces.csv --fold 0 --folds 2 \
         --also reports/calibration/publictest-faces.csv --name shipped-fold0 --out-dir reports/calibration

@@ -1,4 +1,4 @@
-"""Two tools on the same labelled faces: accuracy where both found the face, and where only one did.
+r"""Two tools on the same labelled faces: accuracy where both found the face, and where only one did.
 
     python training/compare_faces.py reports/e2e-shipped-blazeface-expw-sample-faces.csv \
         reports/peer-expw-sample-faces.csv --names ours peer [--fold 0 --folds 2] --out reports/compare.md

@@ -1,4 +1,4 @@
-"""Evaluate an expression classifier on labelled faces, the way the tool runs it.
+r"""Evaluate an expression classifier on labelled faces, the way the tool runs it.
 
 python training/evaluate.py --model fer_batch/assets/model.keras --data ../shared/data/fer2013/val \
     --format folders --out-dir reports/

@@ -1,4 +1,4 @@
-"""How the end-to-end ExpW accuracy grows with the number of ExpW faces a model trained on.
+r"""How the end-to-end ExpW accuracy grows with the number of ExpW faces a model trained on.
 
     python training/learning_curve.py --runs reports/training-A.json:reports/curve/e2e-A.json ... \
         --baseline reports/curve/e2e-BASE.json --expw ../shared/data/expw-sample --out reports/curve/learning-curve.md

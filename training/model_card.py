@@ -1,4 +1,4 @@
-"""Write the model card that ships beside a model.
+r"""Write the model card that ships beside a model.
 
     python training/model_card.py --model fer_batch/assets/model.keras --state RUN.ckpt/state.json \
         --eval reports/eval-shipped-fer2013-val.json --out fer_batch/assets/MODEL_CARD.md

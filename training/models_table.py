@@ -1,4 +1,4 @@
-"""Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
+r"""Write reports/models.md: every model tried, its data, its validation figures and the command that trained it.
 
 The current reports/models.md:
 

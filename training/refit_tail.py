@@ -1,4 +1,4 @@
-"""Refit a model's dense tail on frozen convolutional features, with in-the-wild faces weighted up.
+r"""Refit a model's dense tail on frozen convolutional features, with in-the-wild faces weighted up.
 
     python training/refit_tail.py --model vgg_small-stage4-expw-f1.keras --data ../shared/data/fer2013/train \
         --expw ../shared/data/expw-sample --expw-fold 1 --detections-cache expw-mtcnn.npz --out fer_batch/assets/model.keras

@@ -1,4 +1,4 @@
-"""Train an expression classifier.
+r"""Train an expression classifier.
 
 python training/train.py --data ../shared/data/fer2013/train --val-data ../shared/data/fer2013/val \
     --arch vgg_small --epochs 30 --out my-model.keras
