@@ -152,6 +152,7 @@ def run_batch(inputs: Sequence[InputFile], collector: Collector, options: Analyz
         report("files", 1)
 
     todo = [item for item in inputs if item.source not in finished]
+    replay_until(todo[0].source if todo else None)   # what comes before the first input to analyse, at once
     if todo and options.backend == "ray":
         from fer_batch.ray_backend import RayRunner
 
