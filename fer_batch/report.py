@@ -1,7 +1,9 @@
 """The interactive HTML report: one self-contained, offline page with plotly.js embedded once.
 
-Per-input charts are stored as JSON and drawn only when their section is opened, so a report over
-hundreds of inputs opens quickly. Every text that comes from the file system is HTML-escaped, and
+Per-input charts are stored as JSON and drawn only when their section is opened; the files table's rows and
+the per-input sections arrive in <template> elements that the page's script inserts once (each section's
+body, with its thumbnails, only when it is first opened), and the per-input share chart draws one page of
+inputs at a time, so a report over thousands of inputs opens in seconds (scripts/report_load.py measures it). Every text that comes from the file system is HTML-escaped, and
 JSON placed in <script> blocks has `<`, `>` and `&` escaped, so no file name can inject markup.
 As a second wall, a Content-Security-Policy lets only the page's own two scripts run (by hash)
 and forbids every network load.
@@ -14,7 +16,6 @@ import html
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fer_batch.aggregate import smooth_probabilities
+from fer_batch.export import atomic_write_bytes
 from fer_batch.labels import LABELS
 
 EXPRESSION_COLORS: dict[str, str] = {
@@ -34,8 +36,9 @@ EXPRESSION_COLORS: dict[str, str] = {
 NO_FACE_COLOR = "#d9d9d9"
 THUMBNAIL_MAX_PX = 112
 GROUPED_BAR_MAX_FACES = 8       # more faces in one photo are shown as a heatmap
+SHARE_PAGE_SIZE = 50            # the per-input share chart draws this many inputs at a time; a picker pages
+SHARE_ROW_PX, SHARE_BASE_PX, SHARE_MIN_PX = 20, 100, 220
 CHART_LABEL_MAX_CHARS = 42
-REPORT_FILE_MODE = 0o644        # mkstemp creates 0600; a report is meant to be shared
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False, "showLink": False,
                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
@@ -146,8 +149,22 @@ def _axis(title: str = "", **extra: Any) -> dict[str, Any]:
     return axis
 
 
+def share_chart_height(rows: int) -> int:
+    """Pixels for a share chart of `rows` bars (the page's script sizes each page of the chart alike)."""
+    return max(SHARE_MIN_PX, SHARE_BASE_PX + SHARE_ROW_PX * rows)
+
+
+def share_pages(count: int) -> list[tuple[int, int]]:
+    """(first, last) input numbers, from 1, of each page of the per-input share chart."""
+    return [(start + 1, min(start + SHARE_PAGE_SIZE, count)) for start in range(0, count, SHARE_PAGE_SIZE)]
+
+
 def overview_share_figure(summary: pd.DataFrame) -> dict[str, Any]:
-    """Stacked horizontal bars: each input's share of faces per expression, first input on top."""
+    """Stacked horizontal bars: each input's share of faces per expression, first input on top.
+
+    The figure holds every input; the page draws one page of SHARE_PAGE_SIZE of them at a time, because
+    plotly.js lays out and measures every bar and label it is given (a bar per input made 4,500 inputs
+    take seconds to draw)."""
     labels = [f"{i + 1}. {chart_text(source, CHART_LABEL_MAX_CHARS)}" for i, source in enumerate(summary["source"])]
     names = [chart_text(source) for source in summary["source"]]
     customdata = [[i, name] for i, name in enumerate(names)]
@@ -160,9 +177,8 @@ def overview_share_figure(summary: pd.DataFrame) -> dict[str, Any]:
             "marker": {"color": EXPRESSION_COLORS[label]}, "customdata": customdata,
             "hovertemplate": "%{customdata[1]}<br>" + label + ": %{x:.0%}<extra></extra>",
         })
-    height = max(220, 100 + 20 * len(labels))
     return {"data": traces, "layout": _layout(
-        height, barmode="stack", margin={"l": 8, "r": 16, "t": 64, "b": 36}, legend=_legend(traceorder="normal"),
+        share_chart_height(min(len(labels), SHARE_PAGE_SIZE)), barmode="stack", margin={"l": 8, "r": 16, "t": 64, "b": 36}, legend=_legend(traceorder="normal"),
         xaxis=_axis("share of faces", range=[0, 1], tickformat=".0%", fixedrange=True),
         yaxis=_axis(autorange="reversed", type="category", fixedrange=True),
     )}
@@ -411,10 +427,29 @@ def _section_html(index: int, row: Mapping[str, Any], rows: pd.DataFrame, displa
     )
     data = f'<script type="application/json" id="figs-{index}">{script_json(figures)}</script>'
     return (f'<details class="input" id="input-{index}" data-index="{index}">{summary_line}'
-            f'<div class="body">{"".join(body)}</div>{data}</details>')
+            f'<template><div class="body">{"".join(body)}</div></template>{data}</details>')
 
 
 # -- overview table and problems ----------------------------------------------------------------
+def _share_pager(count: int) -> str:
+    """The picker of which inputs the share chart draws; none when they all fit on one page."""
+    pages = share_pages(count)
+    if len(pages) < 2:
+        return ""
+    options = "".join(f'<option value="{i}">{first:,}–{last:,}</option>' for i, (first, last) in enumerate(pages))
+    return (f'<label class="picker">Inputs <select id="shares-page" aria-label="Inputs shown">{options}</select>'
+            f' of {count:,}; click a bar to open its input</label>')
+
+
+def _inert(holder_id: str, markup: str) -> str:
+    """Markup the browser parses but neither lays out nor loads until the page's script moves it in, once.
+
+    A page of thousands of rows and sections was laid out again for every chunk the parser added, and loaded
+    every thumbnail of every closed section; a <template> is inert (each section's body has its own, opened
+    on first view), so the page is laid out once, when the script inserts it."""
+    return f'<template id="{holder_id}">{markup}</template>'
+
+
 def _number_cell(value: object, shown: str) -> str:
     """A right-aligned cell that sorts by its number (empty sorts last)."""
     number = _number(value)
@@ -454,7 +489,7 @@ def _files_table(summary: pd.DataFrame) -> str:
         f'{expr_options}</select><span id="filter-count"></span></div>'
     )
     return (f'{controls}<div class="table-wrap"><table id="files-table"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+            f'<tbody>{_inert("files-rows", "".join(body))}</tbody></table></div>')
 
 
 def _problem_table(df: pd.DataFrame, columns: tuple[str, ...], headers: tuple[str, ...]) -> str:
@@ -565,6 +600,12 @@ SCRIPT = """
 (function () {
   "use strict";
   var CONFIG = %(config)s;
+  var SHARE_PAGE_SIZE = %(page)d, SHARE_ROW_PX = %(row)d, SHARE_BASE_PX = %(base)d, SHARE_MIN_PX = %(min)d;
+  function timed(name, work) {
+    var start = performance.now();
+    work();
+    performance.measure("fer-batch:" + name, {start: start});
+  }
   function draw(div, figure) {
     if (!figure) { return Promise.resolve(); }
     div.dataset.state = "drawing";
@@ -572,6 +613,7 @@ SCRIPT = """
       div.dataset.state = "rendered";
     });
   }
+
   function figuresOf(section) {
     if (!section._figures) {
       var holder = document.getElementById("figs-" + section.dataset.index);
@@ -579,9 +621,13 @@ SCRIPT = """
     }
     return section._figures;
   }
+  function unpack(holder) {
+    if (holder) { holder.replaceWith(holder.content); }
+  }
   function renderSection(section) {
     if (section.dataset.rendered) { return; }
     section.dataset.rendered = "1";
+    unpack(section.querySelector(":scope > template"));
     var figures = figuresOf(section);
     section.querySelectorAll(".fig[data-fig]").forEach(function (div) { draw(div, figures[div.dataset.fig]); });
     markActive(section, (section.querySelector("[data-picker]") || {}).value);
@@ -600,75 +646,127 @@ SCRIPT = """
     markActive(section, key);
     draw(div, figuresOf(section)[key]);
   }
-  document.querySelectorAll("details.input").forEach(function (section) {
-    section.addEventListener("toggle", function () { if (section.open) { renderSection(section); } });
-    var picker = section.querySelector("[data-picker]");
-    if (picker) { picker.addEventListener("change", function () { showTrack(section, picker.value); }); }
-    section.querySelectorAll("button.card[data-show]").forEach(function (card) {
-      card.addEventListener("click", function () { showTrack(section, card.dataset.show); });
+  function wireSections() {  // one listener each on the container, however many inputs there are
+    var details = document.getElementById("details");
+    details.addEventListener("toggle", function (event) {
+      var section = event.target;
+      if (section.matches("details.input") && section.open) { renderSection(section); }
+    }, true);  // toggle does not bubble, so it is caught on the way down
+    details.addEventListener("change", function (event) {
+      if (event.target.matches("[data-picker]")) {
+        showTrack(event.target.closest("details.input"), event.target.value);
+      }
     });
-  });
+    details.addEventListener("click", function (event) {
+      var card = event.target.closest("button.card[data-show]");
+      if (card) { showTrack(card.closest("details.input"), card.dataset.show); }
+    });
+  }
   function openFromHash() {
     var match = /^#input-(\\d+)$/.exec(location.hash);
     var section = match && document.getElementById("input-" + match[1]);
     if (section) { section.open = true; section.scrollIntoView(); }
   }
-  window.addEventListener("hashchange", openFromHash);
 
-  var overview = JSON.parse(document.getElementById("figs-overview").textContent);
-  document.querySelectorAll("#overview .fig[data-fig]").forEach(function (div) {
-    draw(div, overview[div.dataset.fig]).then(function () {
-      if (div.dataset.fig !== "shares") { return; }
-      div.on("plotly_click", function (event) {
-        var point = event.points && event.points[0];
-        if (point && point.customdata) { location.hash = "#input-" + point.customdata[0]; }
-      });
+  function sharesPage(figure, page) {
+    var start = page * SHARE_PAGE_SIZE, end = start + SHARE_PAGE_SIZE;
+    var data = figure.data.map(function (trace) {
+      return Object.assign({}, trace, {x: trace.x.slice(start, end), y: trace.y.slice(start, end),
+                                       customdata: trace.customdata.slice(start, end)});
     });
-  });
-
-  var table = document.getElementById("files-table");
-  var rows = Array.prototype.slice.call(table.tBodies[0].rows);
-  var text = document.getElementById("filter-text");
-  var kind = document.getElementById("filter-kind");
-  var expr = document.getElementById("filter-expr");
-  var count = document.getElementById("filter-count");
-  function applyFilter() {
-    var needle = text.value.trim().toLowerCase(), shown = 0;
-    rows.forEach(function (row) {
-      var ok = (!needle || row.cells[1].textContent.toLowerCase().indexOf(needle) >= 0) &&
-        (!kind.value || row.dataset.kind === kind.value) && (!expr.value || row.dataset.expr === expr.value);
-      row.hidden = !ok;
-      if (ok) { shown += 1; }
-    });
-    count.textContent = shown + " of " + rows.length + " shown";
+    var rows = data.length ? data[0].y.length : 0;
+    var height = Math.max(SHARE_MIN_PX, SHARE_BASE_PX + SHARE_ROW_PX * rows);
+    return {data: data, layout: Object.assign({}, figure.layout, {height: height})};
   }
-  [text, kind, expr].forEach(function (el) { el.addEventListener("input", applyFilter); });
-  table.tHead.querySelectorAll("th").forEach(function (th, column) {
-    th.querySelector("button").addEventListener("click", function () {
+  function drawOverview() {
+    var overview = JSON.parse(document.getElementById("figs-overview").textContent);
+    var pager = document.getElementById("shares-page");
+    var page = function () { return sharesPage(overview.shares, pager ? Number(pager.value) : 0); };
+    var waiting = Array.prototype.slice.call(document.querySelectorAll("#overview .fig[data-fig]"));
+    function drawNext() {  // one chart per task, so the page paints and answers input in between
+      var div = waiting.shift();
+      if (!div) { return; }
+      var shares = div.dataset.fig === "shares";
+      draw(div, shares ? page() : overview[div.dataset.fig]).then(function () {
+        if (shares) {
+          div.on("plotly_click", function (event) {
+            var point = event.points && event.points[0];
+            if (point && point.customdata) { location.hash = "#input-" + point.customdata[0]; }
+          });
+          if (pager) { pager.addEventListener("change", function () { draw(div, page()); }); }
+        }
+        setTimeout(drawNext, 0);
+      });
+    }
+    setTimeout(drawNext, 0);
+  }
+
+  function wireTable() {
+    var table = document.getElementById("files-table");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var text = document.getElementById("filter-text");
+    var kind = document.getElementById("filter-kind");
+    var expr = document.getElementById("filter-expr");
+    var count = document.getElementById("filter-count");
+    var collator = new Intl.Collator();
+    function nameOf(row) {
+      if (row._name === undefined) { row._name = row.cells[1].textContent.toLowerCase(); }
+      return row._name;
+    }
+    function applyFilter() {
+      var needle = text.value.trim().toLowerCase(), shown = 0;
+      rows.forEach(function (row) {
+        var ok = (!needle || nameOf(row).indexOf(needle) >= 0) &&
+          (!kind.value || row.dataset.kind === kind.value) && (!expr.value || row.dataset.expr === expr.value);
+        if (row.hidden === ok) { row.hidden = !ok; }
+        if (ok) { shown += 1; }
+      });
+      count.textContent = shown + " of " + rows.length + " shown";
+    }
+    function sortKey(row, column, numeric) {
+      var cell = row.cells[column];
+      if (!numeric) { return cell.textContent.toLowerCase(); }
+      return cell.dataset.v === "" ? null : parseFloat(cell.dataset.v);
+    }
+    function sortBy(th, column) {
       var ascending = th.getAttribute("aria-sort") !== "ascending";
       table.tHead.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
       var numeric = th.dataset.type === "num";
-      function key(row) {
-        var cell = row.cells[column];
-        if (!numeric) { return cell.textContent.toLowerCase(); }
-        return cell.dataset.v === "" ? null : parseFloat(cell.dataset.v);
-      }
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
+      var keyed = rows.map(function (row) { return {row: row, key: sortKey(row, column, numeric)}; });
+      keyed.sort(function (a, b) {
+        var x = a.key, y = b.key;
         if (x === y) { return 0; }
         if (x === null) { return 1; }
         if (y === null) { return -1; }
-        var order = numeric ? x - y : x.localeCompare(y);
+        var order = numeric ? x - y : collator.compare(x, y);
         return ascending ? order : -order;
       });
-      rows.forEach(function (row) { table.tBodies[0].appendChild(row); });
+      rows = keyed.map(function (item) { return item.row; });
+      var moved = document.createDocumentFragment();
+      rows.forEach(function (row) { moved.appendChild(row); });
+      body.appendChild(moved);  // one insertion, one layout
+    }
+    [text, kind, expr].forEach(function (el) { el.addEventListener("input", applyFilter); });
+    table.tHead.querySelectorAll("th").forEach(function (th, column) {
+      th.querySelector("button").addEventListener("click", function () { sortBy(th, column); });
     });
+    applyFilter();  // the browser may have restored the filters' values
+  }
+
+  timed("unpack", function () {
+    unpack(document.getElementById("files-rows"));
+    unpack(document.getElementById("details-list"));
   });
-  applyFilter();
+  timed("sections", wireSections);
+  window.addEventListener("hashchange", openFromHash);
+  timed("overview", drawOverview);
+  timed("table", wireTable);
   openFromHash();
 })();
-""" % {"config": json.dumps(PLOT_CONFIG)}
+""" % {"config": json.dumps(PLOT_CONFIG), "page": SHARE_PAGE_SIZE, "row": SHARE_ROW_PX, "base": SHARE_BASE_PX,
+       "min": SHARE_MIN_PX}
 
 
 def _inline_script(code: str, hashes: list[str]) -> str:
@@ -734,11 +832,11 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         f"<h1>{escape(title)}</h1>{_headline(summary, errors, skipped, smooth_s, settings)}",
         '<section id="overview"><div class="grid">',
         '<div class="panel"><h4>Inputs by dominant expression</h4><div class="fig" data-fig="dominant"></div></div>',
-        '<div class="panel"><h4>Share of each expression per input</h4>',
+        f'<div class="panel"><h4>Share of each expression per input</h4>{_share_pager(len(summary))}',
         '<div class="scroll"><div class="fig" data-fig="shares"></div></div></div></div>', together,
         f'<script type="application/json" id="figs-overview">{script_json(overview)}</script></section>',
         f'<section id="files"><h2>Inputs</h2>{no_inputs}{_files_table(summary)}</section>',
-        f'<section id="details"><h2>Per input</h2>{"".join(sections)}</section>',
+        f'<section id="details"><h2>Per input</h2>{_inert("details-list", "".join(sections))}</section>',
         f'<section id="problems"><h2>Failed inputs ({len(errors):,})</h2>',
         _problem_table(errors, ("input", "stage", "reason"), ("Input", "Stage", "Reason")),
         f"<h2>Skipped files ({len(skipped):,})</h2>",
@@ -751,20 +849,9 @@ def write_report(path: str | os.PathLike, frames: pd.DataFrame, summary: pd.Data
                  skipped: pd.DataFrame, thumbnails: Mapping[tuple[str, int], np.ndarray], *,
                  smooth_s: float = 0.0, title: str = "fer-batch report",
                  settings: Mapping[str, object] | None = None, by_second: pd.DataFrame | None = None) -> Path:
-    """Render the report and write it atomically (a temporary file beside `path`, then a rename)."""
+    """Render the report and write it atomically (export.atomic_write_bytes: a temporary file, then a rename)."""
     page = render_report(frames, summary, errors, skipped, thumbnails, smooth_s=smooth_s, title=title,
                          settings=settings, by_second=by_second)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(page)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, REPORT_FILE_MODE)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target, page.encode("utf-8"))
     return target

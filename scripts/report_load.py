@@ -182,7 +182,7 @@ def main_thread_self_times(trace: list[dict[str, Any]]) -> dict[str, float]:
     stack: list[list[Any]] = []  # [end, name, child time]
     for event in events:
         while stack and stack[-1][0] <= event["ts"]:
-            end, name, children = stack.pop()
+            _, name, children = stack.pop()
             totals[name] -= children
         if stack:
             stack[-1][2] += event["dur"]

@@ -15,7 +15,8 @@ import pytest
 
 from fer_batch.aggregate import normalise_frame_types, summarise, summary_dataframe
 from fer_batch.labels import LABELS
-from fer_batch.report import faces_figure, render_report, thumbnail_data_uri, write_report
+from fer_batch.report import (SHARE_PAGE_SIZE, faces_figure, render_report, share_chart_height,
+                              thumbnail_data_uri, write_report)
 
 HOSTILE_PHOTO = "photos/<img src=x onerror=alert(1)>.jpg"
 HOSTILE_VIDEO = 'clips/"><script>alert(1)</script>.mp4'
@@ -265,6 +266,38 @@ def test_write_report_replaces_the_file_atomically(tmp_path: Path, batch: dict) 
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
 
 
+@pytest.fixture(scope="module")
+def many(astronaut_bgr: np.ndarray) -> dict:
+    """More inputs than one page of the share chart holds."""
+    return synthetic_batch(astronaut_bgr[20:220, 140:320], extra_videos=SHARE_PAGE_SIZE + 10)
+
+
+def test_the_share_chart_keeps_every_input_and_pages_them(many: dict) -> None:
+    count = len(many["summary"])
+    page = render_report(**many)
+    shares = _json_blocks(page)["figs-overview"]["shares"]
+    assert [len(trace["y"]) for trace in shares["data"]] == [count] * len(LABELS)
+    assert shares["layout"]["height"] == share_chart_height(SHARE_PAGE_SIZE)  # a page, not every input
+    pager = re.search(r'<select id="shares-page"[^>]*>(.*?)</select>', page).group(1)
+    assert re.findall(r'<option value="(\d+)">([^<]*)</option>', pager) == [
+        ("0", f"1–{SHARE_PAGE_SIZE}"), ("1", f"{SHARE_PAGE_SIZE + 1}–{count}")]
+
+
+def test_one_page_of_inputs_needs_no_pager(page: str) -> None:
+    assert 'id="shares-page"' not in page
+
+
+def test_rows_and_section_bodies_wait_inert_in_templates(page: str, batch: dict) -> None:
+    count = len(batch["summary"])
+    rows = re.search(r'<tbody><template id="files-rows">(.*?)</template></tbody>', page, flags=re.S).group(1)
+    assert rows.count("<tr ") == count
+    sections = page.split('<template id="details-list">')[1]
+    assert sections.count('<details class="input"') == count
+    bodies = re.findall(r'</summary><template><div class="body">', sections)
+    assert len(bodies) == count
+    assert not re.search(r'</summary><div class="body">', page)  # no body is live before its section opens
+
+
 # -- in a real browser ----------------------------------------------------------------------------
 WAIT_FOR_PLOTS = """
 new Promise(function (resolve, reject) {
@@ -275,6 +308,14 @@ new Promise(function (resolve, reject) {
     if (!waiting.length) { resolve(figs.length); }
     else if (Date.now() - started > 30000) { reject(new Error(waiting.length + " plots never rendered")); }
     else { setTimeout(poll, 50); }
+  })();
+})
+"""
+
+WAIT_FOR_SECTIONS = """
+new Promise(function (resolve) {
+  (function poll() {  // each opened section takes its body out of its <template> on its toggle event
+    if (document.querySelector('details.input[open]:not([data-rendered])')) { setTimeout(poll, 20); } else { resolve(0); }
   })();
 })
 """
@@ -294,6 +335,7 @@ def test_report_works_in_headless_chromium(tmp_path: Path, batch: dict, browser)
     assert shown == sources
 
     browser.evaluate("document.querySelectorAll('details.input').forEach(d => { d.open = true; }); 0")
+    browser.evaluate(WAIT_FOR_SECTIONS)
     drawn = browser.evaluate(WAIT_FOR_PLOTS % json.dumps("details.input .fig"))
     assert drawn == 2 + 1 + 2 + 1  # interview: timeline+share; hostile video: same; group and hostile photos
     assert browser.evaluate("document.querySelectorAll('details.input .js-plotly-plot .main-svg').length") >= drawn
@@ -354,3 +396,29 @@ def test_all_videos_together_and_the_settings_are_drawn_in_headless_chromium(tmp
     assert browser.console_errors == []
     alone = render_report(**batch, by_second=by_second.assign(videos_with_face=1))
     assert 'data-fig="by_second"' not in alone and '"by_second"' not in alone
+
+
+def test_many_inputs_draw_one_page_and_load_no_thumbnail_until_opened(tmp_path: Path, many: dict, browser) -> None:
+    count = len(many["summary"])
+    report = write_report(tmp_path / "report.html", **many)
+    browser.open(report)
+    assert browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig")) == 2
+    shares = "document.querySelector('#overview [data-fig=shares]')"
+    assert browser.evaluate(f"{shares}.querySelectorAll('.ytick').length") == SHARE_PAGE_SIZE
+    assert browser.evaluate("document.querySelectorAll('#files-table tbody tr').length") == count
+    assert browser.evaluate("document.querySelectorAll('summary .name').length") == count
+    assert browser.evaluate("document.querySelectorAll('template, details.input .body, img').length") == count
+
+    browser.evaluate("var p = document.getElementById('shares-page'); p.value = '1';"
+                     "p.dispatchEvent(new Event('change')); 0")
+    browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview [data-fig=shares]"))
+    assert browser.evaluate(f"{shares}.data[0].customdata.map(c => c[0])") == list(range(SHARE_PAGE_SIZE, count))
+    assert browser.evaluate(f"{shares}.layout.height") == share_chart_height(count - SHARE_PAGE_SIZE)
+
+    browser.evaluate("location.hash = '#input-3'; 0")
+    browser.evaluate(WAIT_FOR_SECTIONS)
+    assert browser.evaluate("document.querySelectorAll('details.input[open] .body').length") == 1
+    assert browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#input-3 .fig")) == 2
+    assert browser.evaluate("document.querySelectorAll('img').length") == 1  # the opened video's one thumbnail
+    browser.settle()
+    assert browser.console_errors == []
