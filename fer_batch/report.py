@@ -39,6 +39,8 @@ GROUPED_BAR_MAX_FACES = 8       # more faces in one photo are shown as a heatmap
 SHARE_PAGE_SIZE = 50            # the per-input share chart draws this many inputs at a time; a picker pages
 SHARE_ROW_PX, SHARE_BASE_PX, SHARE_MIN_PX = 20, 100, 220
 CHART_LABEL_MAX_CHARS = 42
+NO_SCRIPT = ("<noscript><p class=\"headline\">This report draws its charts and lists its inputs with JavaScript, which is "
+             "off here; the same figures are in the CSV folder written beside it.</p></noscript>")
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False, "showLink": False,
                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
@@ -829,7 +831,7 @@ def render_report(frames: pd.DataFrame, summary: pd.DataFrame, errors: pd.DataFr
         f'<meta http-equiv="Content-Security-Policy" content="{escape(policy)}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{CSS}</style>{plotly_tag}</head><body><main>",
-        f"<h1>{escape(title)}</h1>{_headline(summary, errors, skipped, smooth_s, settings)}",
+        f"<h1>{escape(title)}</h1>{NO_SCRIPT}{_headline(summary, errors, skipped, smooth_s, settings)}",
         '<section id="overview"><div class="grid">',
         '<div class="panel"><h4>Inputs by dominant expression</h4><div class="fig" data-fig="dominant"></div></div>',
         f'<div class="panel"><h4>Share of each expression per input</h4>{_share_pager(len(summary))}',

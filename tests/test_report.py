@@ -296,6 +296,8 @@ def test_rows_and_section_bodies_wait_inert_in_templates(page: str, batch: dict)
     bodies = re.findall(r'</summary><template><div class="body">', sections)
     assert len(bodies) == count
     assert not re.search(r'</summary><div class="body">', page)  # no body is live before its section opens
+    noscript = re.search(r"<noscript>(.*?)</noscript>", page, flags=re.S).group(1)
+    assert "JavaScript" in noscript and "CSV" in noscript   # without scripts the page says where the figures are
 
 
 # -- in a real browser ----------------------------------------------------------------------------
