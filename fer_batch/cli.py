@@ -145,17 +145,19 @@ def analyze(
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Detection-score threshold [default: the detector's]."),
     max_side: Optional[int] = typer.Option(None, "--max-side", help="Longest side of the image the detector sees [default: the detector's]."),
     model: Optional[Path] = typer.Option(None, "--model", help="A retrained .keras model [default: the shipped one]."),
-    detect_every: int = typer.Option(1, "--detect-every", help="Run the face detector on every k-th analysed video frame; "
-                                     "boxes in between are interpolated (their det_score is empty)."),
+    detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Run the face detector on every k-th "
+                                               "analysed video frame; boxes in between are interpolated (their "
+                                               "det_score is empty) [default: 1]."),
     fast: bool = typer.Option(False, "--fast", help=f"Shorthand for {FAST_FLAGS}: many times the frames/s on video, "
                               "lower recall on small faces (README, Benchmarks)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Face crops classified per batch."),
     device: Device = typer.Option(Device.auto, "--device", help="Where TensorFlow runs the classifier."),
-    flip_tta: bool = typer.Option(True, "--flip-tta/--no-flip-tta", help="Average each face's probabilities with its mirror image's."),
+    flip_tta: Optional[bool] = typer.Option(None, "--flip-tta/--no-flip-tta", help="Average each face's probabilities "
+                                            "with its mirror image's [default: on]."),
     zoom_tta: bool = typer.Option(False, "--zoom-tta/--no-zoom-tta", help="Also average in the centre of each "
                                   "face crop scaled back up (twice the classifier's work; README, Expression model)."),
-    align: bool = typer.Option(True, "--align/--no-align", help="Turn each face crop so the eyes are level, from "
-                               "the detector's landmarks (mtcnn, blazeface; haar gives none)."),
+    align: Optional[bool] = typer.Option(None, "--align/--no-align", help="Turn each face crop so the eyes are level, "
+                                         "from the detector's landmarks (mtcnn, blazeface; haar gives none) [default: on]."),
     smooth: float = typer.Option(0.0, "--smooth", help="Smooth timelines in the report over this many seconds (display only)."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Write copies of the inputs with boxes and labels here."),
     include_hidden: bool = typer.Option(False, "--include-hidden", help="Also analyse hidden files and folders."),
@@ -179,10 +181,13 @@ def analyze(
     from fer_batch.options import FAST_SETTINGS, AnalyzeOptions
 
     if fast:
-        if detector is not None or detect_every != 1 or not flip_tta or not align:
+        if detector is not None or detect_every is not None or flip_tta is not None or align is not None:
             _fail(f"--fast means {FAST_FLAGS}; give either --fast or those options")
         detector, detect_every, flip_tta, align = (DetectorName(FAST_SETTINGS["detector"]), FAST_SETTINGS["detect_every"],
                                                    FAST_SETTINGS["flip_tta"], FAST_SETTINGS["align"])
+    detect_every = 1 if detect_every is None else detect_every
+    flip_tta = True if flip_tta is None else flip_tta
+    align = True if align is None else align
     options = AnalyzeOptions(
         fps=None if every_frame else fps, max_frames=max_frames,
         start_s=_video_time("--start", start) if start is not None else 0.0,

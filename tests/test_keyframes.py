@@ -113,5 +113,6 @@ def test_fast_flag_means_blazeface_on_every_fifth_frame_without_the_mirror_pass(
     assert 0 < detected["det_score"].notna().sum() < len(detected)   # keyframes only carry a detection score
     both = subprocess.run(cmd + ["--fast", "--detector", "mtcnn", str(clip)], env=env, capture_output=True, text=True)
     assert both.returncode == 2 and "--fast" in both.stderr
-    unturned = subprocess.run(cmd + ["--fast", "--no-align", str(clip)], env=env, capture_output=True, text=True)
-    assert unturned.returncode == 2 and "--no-align" in unturned.stderr
+    for given in (["--no-align"], ["--align"], ["--flip-tta"], ["--detect-every", "1"]):   # defaults too: refused
+        mixed = subprocess.run(cmd + ["--fast", *given, str(clip)], env=env, capture_output=True, text=True)
+        assert mixed.returncode == 2 and "--no-align" in mixed.stderr, given
