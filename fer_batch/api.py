@@ -168,14 +168,15 @@ def run_batch(inputs: Sequence[InputFile], collector: Collector, options: Analyz
 def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], options: AnalyzeOptions,
                  csv_dir: str | os.PathLike, out: str | os.PathLike | None = None, smooth: float = 0.0,
                  resume: bool = False, progress: Callable[[str, int], None] | None = None,
-                 on_start: Callable[[int, int], None] | None = None) -> Analysis:
+                 on_start: Callable[[int, int, bool], None] | None = None) -> Analysis:
     """Analyse `inputs` under `csv_dir`'s lock and journal: each input's CSV as soon as it is finished, summary,
     errors and the report (when `out` is given) at the end.
 
     Before any work this raises state.RunLocked (another run writes there), state.ResumeRefused (options changed
     since the interrupted run), DetectorUnavailable or ModelLoadError; with the Ray backend BackendUnavailable may
-    come later. Then `on_start(finished, discarded)` is told how many inputs an interrupted run had finished that
-    this run resumes from, and, starting afresh, how many of an interrupted run's finished inputs are dropped.
+    come later. Then `on_start(finished, discarded, resumable)` is told how many inputs an interrupted run had
+    finished that this run resumes from, and, starting afresh, how many of an interrupted run's finished inputs are
+    dropped and whether --resume would have kept them (the same options).
     """
     from fer_batch.outputs import IncrementalCsvWriter
     from fer_batch.state import RunState
@@ -187,7 +188,7 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
         stages = build_stages(options) if local_work else None  # Ray's workers build their own
         state.begin(options, inputs, resuming=resumed is not None)   # after the refusals: they leave the journal as it was
         if on_start is not None:
-            on_start(len(finished), state.discarded)
+            on_start(len(finished), state.discarded, state.discarded_resumable)
         writer = IncrementalCsvWriter(csv_dir, fresh=not resume)
         collector = Collector(skipped, sink=writer.add)
         analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)

@@ -105,12 +105,13 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
 
     bars = ProgressBars(len(inputs), options.quiet)
 
-    def announce(finished: int, discarded: int) -> None:
+    def announce(finished: int, discarded: int, resumable: bool) -> None:
         if resume and not options.quiet:
             typer.echo(f"resuming in {csv_dir}: {finished} of {len(inputs)} input(s) already finished", err=True)
         if discarded:
             typer.echo(f"fer-batch: starting afresh in {csv_dir}: the interrupted run there had finished {discarded} "
-                       "input(s), which this run analyses again (--resume would have kept them)", err=True)
+                       "input(s), which this run analyses again"
+                       + (" (--resume would have kept them)" if resumable else " (with other options)"), err=True)
         bars.open()
 
     try:

@@ -41,20 +41,28 @@ def run_settings(options: AnalyzeOptions) -> dict[str, object]:
     the defaults spelled out (the detector, its score threshold and image size) and the versions of the libraries
     that compute the results."""
     import fer_batch
-    from fer_batch.detect import DEFAULT_DETECTOR, detector_class
-    from fer_batch.detect.base import DEFAULT_MIN_SCORE
     from fer_batch.state import OPTIONS_WITHOUT_EFFECT
 
     settings: dict[str, object] = {"fer_batch": fer_batch.__version__, **model_identity(options.model)}
     for field in dataclasses.fields(options):
         if field.name not in OPTIONS_WITHOUT_EFFECT and field.name != "model":
             settings[field.name] = getattr(options, field.name)
-    settings["detector"] = options.detector or DEFAULT_DETECTOR
+    settings = with_detector_defaults(settings)
+    settings["libraries"] = library_versions()
+    return settings
+
+
+def with_detector_defaults(settings: dict) -> dict:
+    """`settings` with the detector, its score threshold and its image size spelled out where left to default."""
+    from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, detector_class
+    from fer_batch.detect.base import DEFAULT_MIN_SCORE
+
+    settings = dict(settings)
+    settings["detector"] = settings.get("detector") or DEFAULT_DETECTOR
     if settings.get("min_score") is None:
         settings["min_score"] = DEFAULT_MIN_SCORE
-    if settings.get("max_side") is None:
+    if settings.get("max_side") is None and settings["detector"] in DETECTORS:
         settings["max_side"] = detector_class(str(settings["detector"])).default_max_side
-    settings["libraries"] = library_versions()
     return settings
 
 

@@ -46,14 +46,15 @@ class ResumeRefused(RuntimeError):
 
 
 def result_options(options: AnalyzeOptions) -> dict:
-    """The options recorded in the journal: those that change results, with the model file's SHA-256."""
-    from fer_batch.provenance import model_identity
+    """The options recorded in the journal: those that change results, with the detector's defaults spelled out
+    (`--detector mtcnn` resumes a run that left the detector to default) and the model file's SHA-256."""
+    from fer_batch.provenance import model_identity, with_detector_defaults
 
     recorded = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
                 if f.name not in OPTIONS_WITHOUT_EFFECT and f.name != "model"}
     # the model by its content: a copy, a move or a reinstall of the same file does not stop a resume
     recorded["model_sha256"] = model_identity(options.model)["model_sha256"]
-    return json.loads(json.dumps(recorded))  # the form it takes after a round trip through the journal
+    return json.loads(json.dumps(with_detector_defaults(recorded)))  # as it reads after a trip through the journal
 
 
 def file_identity(item: InputFile) -> list | None:
@@ -76,6 +77,7 @@ class RunState:
         self._lock_fd: int | None = None
         self._identities: dict[str, list | None] = {}
         self.discarded = 0   # inputs an interrupted run had finished, dropped by a start without resume
+        self.discarded_resumable = False   # ... and that run's options were this run's: --resume would have kept them
 
     # -- lock ------------------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -124,8 +126,9 @@ class RunState:
         if header is None:
             return None
         wanted = result_options(options)
-        if header.get("options") != wanted:
-            raise ResumeRefused(_options_differ(header.get("options") or {}, wanted, self.csv_dir))
+        recorded = _recorded_options(header)
+        if recorded != wanted:
+            raise ResumeRefused(_options_differ(recorded, wanted, self.csv_dir))
         return self._replayable(inputs, entries)
 
     def begin(self, options: AnalyzeOptions, inputs: Sequence[InputFile], resuming: bool) -> None:
@@ -137,6 +140,9 @@ class RunState:
             self._end_torn_line()
             return
         self.discarded = interrupted_run_finished(self.csv_dir)
+        if self.discarded:
+            header = _read_journal(self.journal_path)[0] or {}
+            self.discarded_resumable = _recorded_options(header) == result_options(options)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         header_line = json.dumps({"version": JOURNAL_VERSION, "options": result_options(options)}, ensure_ascii=True)
@@ -199,6 +205,13 @@ class RunState:
         return finished
 
 
+def _recorded_options(header: dict) -> dict:
+    """A journal header's options, with the detector's defaults spelled out (older journals left them unset)."""
+    from fer_batch.provenance import with_detector_defaults
+
+    return json.loads(json.dumps(with_detector_defaults(header.get("options") or {})))
+
+
 def _read_journal(path: Path) -> tuple[dict | None, list[dict], bool]:
     """The header, the finished inputs' entries, and whether the run that wrote it last completed."""
     parsed = []
@@ -224,10 +237,18 @@ def interrupted_run_finished(csv_dir: str | os.PathLike) -> int:
 
 
 def _options_differ(before: dict, now: dict, csv_dir: Path) -> str:
-    changed = [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
-               if before.get(key) != now.get(key)]
-    return (f"cannot resume in {csv_dir}: the interrupted run used other options ({'; '.join(changed)}); "
-            "run with the same options, or without --resume to start afresh")
+    changed = [f"{key.removesuffix('_s')} {_plain(before.get(key))} -> {_plain(now.get(key))}"
+               for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    return (f"cannot resume in {csv_dir}: the earlier run there used other options ({'; '.join(changed)}), which "
+            "can change results; run with the same options, or without --resume to start afresh")
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -97,7 +97,8 @@ def test_killed_run_resumes_to_the_csvs_of_an_uninterrupted_run(inputs, clean, t
     refused = run_cli("--quiet", "--detector", "haar", "--fps", "2", "--resume", "--out", str(tmp_path / "report.html"),
                       str(inputs))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.startswith("fer-batch: cannot resume") and "fps 5.0 -> 2.0" in refused.stderr
+    assert refused.stderr.startswith("fer-batch: cannot resume") and "(fps 5 -> 2)" in refused.stderr
+    assert "detector" not in refused.stderr   # haar was given both times
 
     touched = finished[0]  # a changed file (new modification time) is analysed again
     stat = os.stat(touched)
@@ -146,7 +147,7 @@ def test_ctrl_c_says_how_to_resume_and_a_fresh_start_says_what_it_drops(inputs, 
     afresh = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs))
     assert afresh.returncode == 1
     assert afresh.stderr.startswith(f"fer-batch: starting afresh in {csv}: the interrupted run there had finished "
-                                    f"{finished} input(s)")
+                                    f"{finished} input(s)") and "(--resume would have kept them)" in afresh.stderr
     assert read_csvs(csv) == read_csvs(clean)
     again = run_cli("--quiet", *OPTIONS, "--out", str(tmp_path / "report.html"), str(inputs))
     assert again.returncode == 1 and "starting afresh" not in again.stderr   # the run before it had finished
@@ -311,6 +312,30 @@ def test_resume_knows_the_model_by_its_content_not_its_path_or_time(tmp_path, tw
     with RunState(tmp_path / "csv") as state:   # other content: refused
         with pytest.raises(ResumeRefused, match="model_sha256"):
             state.start(AnalyzeOptions(model=str(moved)), two_inputs, resume=True)
+
+
+def test_resume_compares_the_detector_settings_a_run_used_not_how_they_were_spelled(tmp_path, two_inputs):
+    from fer_batch.detect import DEFAULT_DETECTOR
+
+    csv = tmp_path / "csv"
+    with RunState(csv) as state:
+        state.start(AnalyzeOptions(), two_inputs, resume=False)    # detector, threshold and image size by default
+        state.record(fake_outcome(two_inputs[0]))
+    spelled = AnalyzeOptions(detector=DEFAULT_DETECTOR, min_score=0.5, max_side=640)
+    with RunState(csv) as state:
+        assert list(state.start(spelled, two_inputs, resume=True)) == [two_inputs[0].source]
+    journal = csv / ".fer-batch" / "journal.jsonl"
+    header, *rest = journal.read_text().splitlines()
+    older = json.loads(header)
+    older["options"].update(detector=None, min_score=None, max_side=None)   # as journals recorded them before
+    journal.write_text("\n".join([json.dumps(older), *rest]) + "\n")
+    with RunState(csv) as state:
+        assert list(state.start(AnalyzeOptions(), two_inputs, resume=True)) == [two_inputs[0].source]
+    with RunState(csv) as state:
+        with pytest.raises(ResumeRefused) as refused:
+            state.start(AnalyzeOptions(detector="blazeface"), two_inputs, resume=True)
+    assert f"(detector {DEFAULT_DETECTOR} -> blazeface)" in str(refused.value)
+    assert "the earlier run there" in str(refused.value)
 
 
 def test_lock_is_exclusive_and_dies_with_its_process(tmp_path):
