@@ -11,6 +11,7 @@ from fer_batch.labels import LABELS
 from fer_batch.sources import ANNOTATED_MARKER, InputFile
 from fer_batch.types import Faces, Frame
 
+FALLBACK_FPS = 25.0   # for a video whose header gives no rate, analysed frame by frame
 COLOURS = [(60, 60, 220), (40, 140, 40), (160, 60, 160), (0, 200, 255), (200, 120, 40), (0, 220, 220), (170, 170, 170)]
 
 
@@ -37,11 +38,14 @@ def draw_faces(image: np.ndarray, faces: Faces) -> np.ndarray:
 
 
 class Annotator:
-    """Writes annotated photos (JPEG) and videos (MP4 of the analysed frames) under one folder, mirroring the inputs."""
+    """Writes annotated photos (JPEG) and videos (MP4 of the analysed frames) under one folder, mirroring the inputs.
 
-    def __init__(self, folder: str | Path, video_fps: float = 5.0):
+    A video's copy plays in real time: at the sampling rate (`fps`), or at the video's own rate when every frame is
+    analysed or the video has fewer frames a second than `fps`."""
+
+    def __init__(self, folder: str | Path, fps: float | None = None):
         self.folder = Path(folder)
-        self.video_fps = video_fps
+        self.fps = fps
         self._writers: dict[str, tuple[cv2.VideoWriter, Path, Path]] = {}
         self.folder.mkdir(parents=True, exist_ok=True)
         marker = self.folder / ANNOTATED_MARKER
@@ -62,10 +66,19 @@ class Annotator:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name("." + target.name + ".part.mp4")
             height, width = image.shape[:2]
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.video_fps, (width, height))
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self._playback_fps(item),
+                                     (width, height))
             self._writers[item.source] = (writer, tmp, target)
         writer, _, _ = self._writers[item.source]
         writer.write(image)
+
+    def _playback_fps(self, item: InputFile) -> float:
+        capture = cv2.VideoCapture(str(item.path))
+        native = capture.get(cv2.CAP_PROP_FPS)
+        capture.release()
+        if not (native and 0 < native < 1000):
+            return self.fps or FALLBACK_FPS
+        return min(self.fps, native) if self.fps else native
 
     def close(self, source: str) -> None:
         entry = self._writers.pop(source, None)

@@ -15,7 +15,7 @@ from fer_batch.aggregate import (ERROR_COLUMNS, SKIPPED_COLUMNS, frames_datafram
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.provenance import run_settings
-from fer_batch.sources import InputFile, walk_inputs
+from fer_batch.sources import InputFile, check_annotate_dir, walk_inputs
 from fer_batch.types import InputError, SkippedFile
 
 
@@ -216,6 +216,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: 
         raise ValueError("analyze needs at least one file or folder")
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
+    check_annotate_dir(paths, opts.annotate_dir)
     inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir)
     if csv_dir is not None:
         return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)

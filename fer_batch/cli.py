@@ -76,7 +76,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     from fer_batch.console import ProgressBars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
     from fer_batch.options import BackendUnavailable
-    from fer_batch.sources import NOT_FOUND, walk_inputs
+    from fer_batch.sources import NOT_FOUND, check_annotate_dir, walk_inputs
     from fer_batch.state import ResumeRefused, RunLocked, interrupted_run_finished
 
     try:
@@ -85,6 +85,10 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         _fail(str(exc))
     if not (math.isfinite(smooth) and smooth >= 0):
         _fail("--smooth must be 0 or more seconds")
+    try:
+        check_annotate_dir(paths, options.annotate_dir)
+    except ValueError as exc:
+        _fail(str(exc))
     inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden, annotate_dir=options.annotate_dir)
     missing = [entry.path for entry in skipped if entry.reason == NOT_FOUND]
     for path in missing:

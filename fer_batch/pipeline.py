@@ -123,7 +123,7 @@ class Pipeline:
         self.classifier = classifier
         self.options = options
         self.on_frames = on_frames or (lambda n: None)
-        self.annotator = Annotator(options.annotate_dir) if options.annotate_dir else None
+        self.annotator = Annotator(options.annotate_dir, options.fps) if options.annotate_dir else None
         self.keyframes = KeyframeScheduler(options.detect_every)
         self.stage_seconds: dict[str, float] = {"detect": 0.0, "classify": 0.0, "track_and_collect": 0.0}
         self.assembler = ResultAssembler(options.fps)

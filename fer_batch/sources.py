@@ -69,6 +69,20 @@ def _make_input(path: Path, source: str) -> InputFile | SkippedFile:
     return InputFile(path, source, kind, group)
 
 
+def check_annotate_dir(paths: Sequence[str | os.PathLike], annotate_dir: str | os.PathLike | None) -> None:
+    """ValueError when `--annotate` names a folder given to analyse, or one above it: its marker would make later
+    walks skip the originals, and the copies would sit among them."""
+    if not annotate_dir:
+        return
+    target = os.path.realpath(annotate_dir)
+    for given in paths:
+        real = os.path.realpath(given)
+        if os.path.isdir(real) and (real == target or real.startswith(target.rstrip(os.sep) + os.sep)):
+            raise ValueError(f"--annotate {os.fspath(annotate_dir)} would write the annotated copies into the folder "
+                             f"being analysed ({os.fspath(given)}); give a folder below it "
+                             f"({os.path.join(os.fspath(annotate_dir), 'annotated')}) or elsewhere")
+
+
 def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False,
                 annotate_dir: str | os.PathLike | None = None) -> tuple[list[InputFile], list[SkippedFile]]:
     """Files and folders (walked recursively, in sorted order) -> media inputs and skipped files.

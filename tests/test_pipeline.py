@@ -197,6 +197,34 @@ def test_annotate_writes_copies(batch, tmp_path):
     assert cv2.imread(str(written[0])).shape == (400, 800, 3)
 
 
+def test_annotated_videos_play_in_real_time(batch, tmp_path):
+    """They were written at 5 frames/s whatever was sampled: --every-frame on 30 fps footage played 6x too slow."""
+    import fer_batch
+
+    blank = batch / "videos" / "blank.mp4"   # 1 s at 10 frames/s
+    for fps, rate, frames in ((2.0, 2.0, 2), (None, 10.0, 10), (50.0, 10.0, 10)):
+        folder = tmp_path / f"ann-{fps}"
+        fer_batch.analyze([blank], annotate_dir=str(folder), fps=fps, detector="haar")
+        copy = cv2.VideoCapture(str(next(folder.rglob("*.annotated.mp4"))))
+        assert copy.get(cv2.CAP_PROP_FPS) == pytest.approx(rate) and copy.get(cv2.CAP_PROP_FRAME_COUNT) == frames
+        copy.release()
+
+
+def test_annotated_copies_into_the_analysed_folder_are_refused(batch, tmp_path):
+    import fer_batch
+
+    study = tmp_path / "study"
+    shutil.copytree(batch / "photos" / "group", study)
+    for target in (study, tmp_path):
+        with pytest.raises(ValueError, match="--annotate .* into the folder being analysed"):
+            fer_batch.analyze([study], annotate_dir=str(target))
+    assert not (study / ".fer-batch-annotated").exists() and not (tmp_path / ".fer-batch-annotated").exists()
+    env = dict(os.environ, PYTHONPATH=REPO)
+    done = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(study), "--annotate", str(study),
+                           "--out", str(tmp_path / "r.html")], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("fer-batch: --annotate") and "Traceback" not in done.stderr
+
+
 def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
     """run.json beside the CSVs and the report's last section: the version, the model by content, the options."""
     import hashlib
