@@ -1,6 +1,7 @@
 """Expression classification: load a Keras model (the shipped one by default) and predict in fixed-size batches."""
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fer_batch.native_logs import import_tensorflow
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "model.keras"
 DEVICES = ("auto", "cpu", "gpu")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # "auto": TensorFlow Lite's CPU kernels when the model runs on the CPU (fer_batch/lite.py), TensorFlow on a GPU
 RUNTIMES = ("auto", "tensorflow")
 # `zoom_tta`: the extra view is the centre of the model's input, this fraction of its side, scaled back up
@@ -44,6 +46,12 @@ def _load_keras_model(path: Path):
 
     if not path.exists():
         raise ModelLoadError(f"model file {path} does not exist.")
+    if path.is_dir() or path.suffix.lower() not in MODEL_SUFFIXES:
+        raise ModelLoadError(f"model {path} is not a Keras model file: give a .keras file, as training/train.py "
+                             "writes (or a legacy .h5).")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"model {path} is not a Keras model file: a .keras file is a zip archive, and this one "
+                             "is not (damaged or renamed?).")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except ValueError as exc:

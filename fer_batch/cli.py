@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -36,6 +37,18 @@ class Backend(str, Enum):
 def _fail(message: str) -> None:
     typer.echo(f"fer-batch: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def _check_report_path(out: Path) -> None:
+    """Refuse, before any work, a report path that could not be written at the end."""
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"--out {out}: cannot create its folder {exc.filename or out.parent} ({exc.strerror or exc})")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        _fail(f"--out {out}: the folder {out.parent} is not writable")
 
 
 def _resume_hint(csv_dir: Path) -> str:
@@ -102,6 +115,8 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         planned = plan_inputs(inputs, options)
         typer.echo(format_plan(planned, skipped))
         return EXIT_SOME_FAILED if missing or any(row.problem for row in planned) else EXIT_OK
+    if out is not None:
+        _check_report_path(out)
     if csv_dir is None and out is not None:
         csv_dir = out.with_name(out.stem + "_csv")
     if csv_dir is None:

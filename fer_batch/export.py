@@ -30,10 +30,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException as exc:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+        if isinstance(exc, OSError) and exc.errno is not None and (exc.filename is None or _is_temporary_of(
+                path, exc.filename)):
             # a full disk names no file, a failed temporary names a hidden one: name the file being written
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def _is_temporary_of(path: Path, name: object) -> bool:
+    candidate = Path(os.fsdecode(name)) if isinstance(name, (str, bytes, os.PathLike)) else None
+    return (candidate is not None and candidate.parent == path.parent
+            and candidate.name.startswith(f".{path.name[:40]}.") and candidate.name.endswith(".tmp"))
 
 
 def _read_umask() -> int:

@@ -350,6 +350,7 @@ def test_variable_frame_rate_video_keeps_its_own_timestamps(runs, corpus):
 def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path, corpus):
     (tmp_path / "only-notes").mkdir()
     (tmp_path / "only-notes" / "notes.txt").write_text("x")
+    (tmp_path / "text.keras").write_text("not a zip archive")
     photo = str(corpus / "face.jpg")
     out = ["--out", str(tmp_path / "r.html")]
     cases = {
@@ -359,6 +360,9 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path, corpus):
             [sys.executable, "-m", "fer_batch", "analyze", "--detector", "haar", *out, photo],
             env=dict(ENV, FER_BATCH_HAAR_CASCADE=str(tmp_path / "nope.xml")), capture_output=True, text=True),
         "missing model": run_cli("--detector", "haar", "--model", str(tmp_path / "nope.keras"), *out, photo),
+        "model not an archive": run_cli("--detector", "haar", "--model", str(tmp_path / "text.keras"), *out, photo),
+        "model a photo": run_cli("--detector", "haar", "--model", photo, *out, photo),
+        "report path a folder": run_cli("--out", str(tmp_path / "only-notes"), photo),
     }
     for case, done in cases.items():
         assert done.returncode == 2, (case, done.stderr)
@@ -366,6 +370,9 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path, corpus):
         assert len(lines) == 1 and "Traceback" not in done.stderr, (case, done.stderr)
     assert "nope.xml" in cases["missing detector file"].stderr
     assert "nope.keras" in cases["missing model"].stderr and "does not exist" in cases["missing model"].stderr
+    assert "text.keras is not a Keras model file" in cases["model not an archive"].stderr
+    assert "face.jpg is not a Keras model file" in cases["model a photo"].stderr
+    assert "is a folder" in cases["report path a folder"].stderr and not (tmp_path / "only-notes_csv").exists()
     assert not (tmp_path / "r.html").exists()
 
 

@@ -66,3 +66,27 @@ def test_a_folder_above_and_one_of_the_same_name_here_get_different_csvs(tmp_pat
     assert len({per_frame_csv_path(tmp_path, s, "video") for s in sources}) == len(sources)
     assert len({per_frame_csv_path(tmp_path, s.rsplit("/", 1)[0], "image") for s in sources}) == len(sources)
     assert per_frame_csv_path(tmp_path, "../d/v.mp4", "video") == tmp_path.resolve() / PARENT_FOLDER / "d" / "v.mp4.csv"
+
+
+def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "taken").mkdir()   # a folder where the file should go: the final rename fails
+    with pytest.raises(OSError) as failed:
+        atomic_write_text(tmp_path / "taken", "x")
+    assert failed.value.filename == str(tmp_path / "taken")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]   # no temporary left behind
+
+    def small_files_only() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    code = ("import sys; from fer_batch.export import atomic_write_text\n"
+            "try:\n    atomic_write_text(sys.argv[1], 'x' * 5000)\n"
+            "except OSError as exc:\n    print(exc.filename, exc.strerror)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.csv")], capture_output=True, text=True,
+                          preexec_fn=small_files_only)
+    assert done.stdout.strip() == f"{tmp_path / 'big.csv'} File too large"   # a full disk's error names no file
