@@ -224,7 +224,7 @@ def analyze(
 def demo(
     out: Path = typer.Option(Path("demo-report.html"), "--out", "-o", help="Where to write the demo report."),
     folder: Path = typer.Option(Path("fer-batch-demo"), "--inputs", help="Where to write the demo inputs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ) -> None:
     """Build a short demo clip and photo from a face photo that scikit-image ships, and analyse them."""
     from fer_batch.demo import write_demo_inputs

@@ -41,16 +41,21 @@ def plan_inputs(inputs: Sequence[InputFile], options: AnalyzeOptions) -> list[Pl
             continue
         duration = info.frame_count / info.fps if info.fps and info.frame_count else None
         frames = header_sample_count(info, options.fps, options.start_s, options.end_s, options.max_frames)
-        planned.append(PlannedInput(item.source, item.kind, _in_stretch(duration, options), frames,
+        planned.append(PlannedInput(item.source, item.kind, _analysed_seconds(duration, info.fps, options), frames,
                                     options.start_past_end(duration)))
     return planned
 
 
-def _in_stretch(duration_s: float | None, options: AnalyzeOptions) -> float | None:
+def _analysed_seconds(duration_s: float | None, native_fps: float, options: AnalyzeOptions) -> float | None:
+    """The stretch between --start and --end, shortened to what --max-frames frames cover."""
     if duration_s is None:
         return None
     end_s = duration_s if options.end_s is None else min(options.end_s, duration_s)
-    return max(0.0, end_s - options.start_s)
+    stretch = max(0.0, end_s - options.start_s)
+    if options.max_frames is None:
+        return stretch
+    period = max(1.0 / options.fps if options.fps else 0.0, 1.0 / native_fps)
+    return min(stretch, options.max_frames * period)
 
 
 def format_plan(planned: Sequence[PlannedInput], skipped: Sequence[SkippedFile]) -> str:

@@ -81,8 +81,10 @@ class AnalyzeOptions:
             raise ValueError("--start must be 0 or more seconds")
         if self.end_s is not None and not (math.isfinite(self.end_s) and self.end_s > self.start_s):
             raise ValueError(f"--end must be after --start ({as_given(self.start_s)})")
-        if self.batch_size < 1 or self.frame_batch < 1:
-            raise ValueError("batch sizes must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
+        if self.frame_batch < 1:
+            raise ValueError("frame_batch must be at least 1")
         if self.detect_every < 1:
             raise ValueError("--detect-every must be at least 1")
         if self.min_face < 0:
@@ -91,6 +93,8 @@ class AnalyzeOptions:
             raise ValueError("crop margin must be between 0 and 1")
         if self.backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("--workers must be at least 1")
         if self.backend != "ray" and (self.address is not None or self.workers is not None):
             raise ValueError("--address and --workers need --backend ray")
         if self.backend == "ray" and self.annotate_dir:

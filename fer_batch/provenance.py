@@ -48,6 +48,7 @@ def run_settings(options: AnalyzeOptions) -> dict[str, object]:
         if field.name not in OPTIONS_WITHOUT_EFFECT and field.name != "model":
             settings[field.name] = getattr(options, field.name)
     settings = with_detector_defaults(settings)
+    settings["include_hidden"] = options.include_hidden   # which files were walked, not what came of them
     settings["libraries"] = library_versions()
     return settings
 

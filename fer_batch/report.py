@@ -532,16 +532,20 @@ def _stretch_chosen(settings: Mapping[str, object] | None) -> bool:
     return bool(settings) and (bool(settings.get("start_s")) or settings.get("end_s") is not None)
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def _headline(summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame, smooth_s: float,
               settings: Mapping[str, object] | None = None) -> str:
     kinds = summary["kind"].value_counts() if "kind" in summary else pd.Series(dtype=int)
     total_faces = pd.to_numeric(summary.get("faces", pd.Series(dtype=float)), errors="coerce").sum()
     duration = pd.to_numeric(summary.get("duration_s", pd.Series(dtype=float)), errors="coerce").sum()
-    facts = [f"{len(summary):,} inputs analysed ({int(kinds.get('video', 0)):,} videos, "
-             f"{int(kinds.get('image', 0)):,} photos)",
+    facts = [f"{_counted(len(summary), 'input')} analysed ({_counted(int(kinds.get('video', 0)), 'video')}, "
+             f"{_counted(int(kinds.get('image', 0)), 'photo')})",
              f"{duration:,.1f} s of video" + (" (whole videos; --start/--end chose a stretch of each)"
                                               if _stretch_chosen(settings) else ""),
-             f"{int(total_faces):,} faces",
+             _counted(int(total_faces), "face"),
              f'<a href="#problems">{len(errors):,} failed, {len(skipped):,} skipped</a>']
     if smooth_s > 0:
         facts.append(f"timelines smoothed over {smooth_s:g} s (display only)")

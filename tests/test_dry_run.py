@@ -56,6 +56,11 @@ def test_a_start_past_the_end_and_an_empty_file_are_announced_as_failures(folder
     assert planned["pal.mp4"].problem is None and planned["pal.mp4"].frames == 3   # 3.6, 3.8, 4.0 s
     assert planned["photo.jpg"].frames == 1
     assert planned["ten.mp4"].duration_s == 0.0 and planned["pal.mp4"].duration_s == pytest.approx(4.04 - 3.5)
+    capped = {Path(p.source).name: p for p in plan_inputs(inputs, AnalyzeOptions(fps=5.0, max_frames=3))}
+    assert capped["ten.mp4"].duration_s == pytest.approx(0.6)   # 3 frames at 5 a second, not the whole 3 s
+    assert capped["pal.mp4"].duration_s == pytest.approx(0.6)
+    every = {Path(p.source).name: p for p in plan_inputs(inputs, AnalyzeOptions(fps=None, max_frames=3))}
+    assert every["pal.mp4"].duration_s == pytest.approx(0.12)   # its own 25 frames a second
 
 
 def test_the_duration_listed_is_the_stretch_analysed(folder):

@@ -242,6 +242,7 @@ def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
     assert (settings["detector"], settings["fps"], settings["start_s"], settings["flip_tta"]) == ("mtcnn", 5.0, 0.0, True)
     assert "quiet" not in settings and "backend" not in settings   # they change nothing in the results
     assert (settings["min_score"], settings["max_side"]) == (0.5, 640)   # defaults spelled out, as the README gives them
+    assert settings["include_hidden"] is False
     import cv2
     import tensorflow as tf
 

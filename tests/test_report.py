@@ -424,3 +424,15 @@ def test_many_inputs_draw_one_page_and_load_no_thumbnail_until_opened(tmp_path: 
     assert browser.evaluate("document.querySelectorAll('img').length") == 1  # the opened video's one thumbnail
     browser.settle()
     assert browser.console_errors == []
+
+
+def test_headline_counts_read_as_english() -> None:
+    from fer_batch.report import _headline
+
+    empty = pd.DataFrame(columns=["input", "stage", "reason"])
+    one = pd.DataFrame([{"source": "a.jpg", "kind": "image", "faces": 1, "duration_s": None}])
+    assert "1 input analysed (0 videos, 1 photo)" in _headline(one, empty, empty, 0.0)
+    assert "· 1 face ·" in _headline(one, empty, empty, 0.0)
+    two = pd.concat([one, one.assign(kind="video", faces=2, duration_s=3.0)])
+    assert "2 inputs analysed (1 video, 1 photo)" in _headline(two, empty, empty, 0.0)
+    assert "· 3 faces ·" in _headline(two, empty, empty, 0.0)
