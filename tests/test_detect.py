@@ -203,3 +203,35 @@ def test_blazeface_runs_the_same_through_tflite_and_through_opencv(astronaut_bgr
     np.testing.assert_allclose(faces["tflite"].boxes, faces["opencv"].boxes, atol=1.0)
     x1, y1, x2, y2 = faces["tflite"].boxes[0]
     assert 420 <= x1 < x2 <= 720 and 60 <= y1 < y2 <= 360
+
+
+def test_mtcnn_runs_as_compiled_graphs_with_the_bits_it_gives_op_by_op(astronaut_bgr, monkeypatch):
+    import fer_batch.detect.mtcnn_detector as mtcnn_detector
+
+    two = np.full((360, 640, 3), 235, np.uint8)
+    paste(two, cv2.resize(astronaut_bgr[0:300, 100:400], (150, 150)), 40, 60)
+    paste(two, cv2.flip(cv2.resize(astronaut_bgr[0:300, 100:400], (90, 90)), 1), 420, 200)
+    images = [astronaut_bgr, two, cv2.resize(astronaut_bgr, (300, 300)), np.full((240, 320, 3), 128, np.uint8)]
+    compiled = create_detector("mtcnn")
+    monkeypatch.setattr(mtcnn_detector, "_compiled", lambda network: network)
+    op_by_op = create_detector("mtcnn")
+    got, expected = compiled.detect(images), op_by_op.detect(images)
+    assert [len(f) for f in got] == [len(f) for f in expected] and len(got[1]) == 2 and len(got[3]) == 0
+    for a, b in zip(got, expected):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+        assert np.array_equal(a.landmarks, b.landmarks)
+
+
+def test_an_empty_batch_of_proposals_never_reaches_the_compiled_graph():
+    # mtcnn reads the InvalidArgumentError of an empty batch as "no faces"; run as a graph, the same error also
+    # logged an aborted rendezvous on stderr, so the wrapper raises it without running the graph
+    import tensorflow as tf
+
+    from fer_batch.detect.mtcnn_detector import _compiled
+
+    calls = []
+    network = _compiled(lambda batch: calls.append(batch.shape) or batch * 2)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        network(tf.zeros((0, 24, 24, 3)))
+    assert calls == []
+    assert float(network(tf.ones((1, 24, 24, 3)))[0, 0, 0, 0]) == 2.0 and len(calls) == 1   # traced once, then run
