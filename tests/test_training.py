@@ -408,7 +408,7 @@ def test_evaluate_command_reports_a_bad_model(tmp_path, capsys):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip archive")
     assert evaluation.main(["--model", str(bad), "--data", str(tmp_path), "--out-dir", str(tmp_path)]) == 2
-    assert "could not be loaded" in capsys.readouterr().err
+    assert "is not a Keras model file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, message", [
