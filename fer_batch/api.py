@@ -186,7 +186,7 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
         finished = resumed or {}
         local_work = options.backend == "local" and len(finished) < len(inputs)
         stages = build_stages(options) if local_work else None  # Ray's workers build their own
-        state.begin(options, inputs, resuming=resumed is not None)   # after the refusals: they leave the journal as it was
+        state.begin(options, inputs, resuming=resumed is not None)   # after the refusals, which leave the journal be
         if on_start is not None:
             on_start(len(finished), state.discarded, state.discarded_resumable)
         writer = IncrementalCsvWriter(csv_dir, fresh=not resume)

@@ -3,9 +3,9 @@
 Per-input charts are stored as JSON and drawn only when their section is opened; the files table's rows and
 the per-input sections arrive in <template> elements that the page's script inserts once (each section's
 body, with its thumbnails, only when it is first opened), and the per-input share chart draws one page of
-inputs at a time, so a report over thousands of inputs opens in seconds (scripts/report_load.py measures it). Every text that comes from the file system is HTML-escaped, and
-JSON placed in <script> blocks has `<`, `>` and `&` escaped, so no file name can inject markup.
-As a second wall, a Content-Security-Policy lets only the page's own two scripts run (by hash)
+inputs at a time, so a report over thousands of inputs opens in seconds (scripts/report_load.py measures it).
+Every text that comes from the file system is HTML-escaped, and JSON placed in <script> blocks has `<`, `>`
+and `&` escaped, so no file name can inject markup. As a second wall, a Content-Security-Policy lets only the page's own two scripts run (by hash)
 and forbids every network load.
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ GROUPED_BAR_MAX_FACES = 8       # more faces in one photo are shown as a heatmap
 SHARE_PAGE_SIZE = 50            # the per-input share chart draws this many inputs at a time; a picker pages
 SHARE_ROW_PX, SHARE_BASE_PX, SHARE_MIN_PX = 20, 100, 220
 CHART_LABEL_MAX_CHARS = 42
-NO_SCRIPT = ("<noscript><p class=\"headline\">This report draws its charts and lists its inputs with JavaScript, which is "
-             "off here; the same figures are in the CSV folder written beside it.</p></noscript>")
+NO_SCRIPT = ("<noscript><p class=\"headline\">This report draws its charts and lists its inputs with JavaScript, "
+             "which is off here; the same figures are in the CSV folder written beside it.</p></noscript>")
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False, "showLink": False,
                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
@@ -180,7 +180,8 @@ def overview_share_figure(summary: pd.DataFrame) -> dict[str, Any]:
             "hovertemplate": "%{customdata[1]}<br>" + label + ": %{x:.0%}<extra></extra>",
         })
     return {"data": traces, "layout": _layout(
-        share_chart_height(min(len(labels), SHARE_PAGE_SIZE)), barmode="stack", margin={"l": 8, "r": 16, "t": 64, "b": 36}, legend=_legend(traceorder="normal"),
+        share_chart_height(min(len(labels), SHARE_PAGE_SIZE)), barmode="stack",
+        margin={"l": 8, "r": 16, "t": 64, "b": 36}, legend=_legend(traceorder="normal"),
         xaxis=_axis("share of faces", range=[0, 1], tickformat=".0%", fixedrange=True),
         yaxis=_axis(autorange="reversed", type="category", fixedrange=True),
     )}
