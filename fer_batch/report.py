@@ -5,8 +5,8 @@ the per-input sections arrive in <template> elements that the page's script inse
 body, with its thumbnails, only when it is first opened), and the per-input share chart draws one page of
 inputs at a time, so a report over thousands of inputs opens in seconds (scripts/report_load.py measures it).
 Every text that comes from the file system is HTML-escaped, and JSON placed in <script> blocks has `<`, `>`
-and `&` escaped, so no file name can inject markup. As a second wall, a Content-Security-Policy lets only the page's own two scripts run (by hash)
-and forbids every network load.
+and `&` escaped, so no file name can inject markup. As a second wall, a Content-Security-Policy lets only the
+page's own two scripts run (by hash) and forbids every network load.
 """
 from __future__ import annotations
 
