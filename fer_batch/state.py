@@ -17,7 +17,10 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,24 @@ OPTIONS_WITHOUT_EFFECT = frozenset({"quiet", "include_hidden",
                                     # where the work runs: a run begun locally may resume on Ray, and back
                                     "backend", "address", "segment_s", "workers", "cpus_per_worker"})
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # export.atomic_write_bytes' temporaries
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until the block ends, so what it writes is never half made
+    (a KeyboardInterrupt inside numpy's zip writer leaves an object whose clean-up prints a traceback)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 class RunLocked(RuntimeError):
@@ -155,13 +176,14 @@ class RunState:
         if identity is None:
             return
         name = hashlib.sha1(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:20] + ".npz"
-        atomic_write_bytes(self.parts_dir / name, _pack_results(outcome))
         entry = {
             "source": item.source, "identity": identity, "kind": item.kind, "group": item.group, "part": name,
             "duration_s": outcome.duration_s, "problems": outcome.problems,
             "error": None if outcome.error is None else [outcome.error.stage, outcome.error.reason],
         }
-        self._append(entry)
+        with interrupts_deferred():
+            atomic_write_bytes(self.parts_dir / name, _pack_results(outcome))
+            self._append(entry)
 
     def mark_complete(self) -> None:
         """Note that the run wrote all of its outputs: a later run starting afresh here loses no unfinished work."""

@@ -20,7 +20,7 @@ from fer_batch.aggregate import ERROR_COLUMNS, FRAME_COLUMNS, SKIPPED_COLUMNS, S
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import walk_inputs
-from fer_batch.state import ResumeRefused, RunLocked, RunState
+from fer_batch.state import ResumeRefused, RunLocked, RunState, interrupts_deferred
 from fer_batch.types import Faces, FrameResult, InputError
 from test_bad_inputs import ENV, face_frames, face_photo, read_csvs, run_cli, write_video
 
@@ -336,6 +336,25 @@ def test_resume_compares_the_detector_settings_a_run_used_not_how_they_were_spel
             state.start(AnalyzeOptions(detector="blazeface"), two_inputs, resume=True)
     assert f"(detector {DEFAULT_DETECTOR} -> blazeface)" in str(refused.value)
     assert "the earlier run there" in str(refused.value)
+
+
+def test_a_ctrl_c_while_an_input_is_journalled_waits_until_its_part_and_line_are_written():
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            written.append("part")
+            written.append("line")
+    assert written == ["part", "line"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    with interrupts_deferred():  # no Ctrl-C: nothing is raised
+        written.append("next")
+    assert written[-1] == "next"
+    with pytest.raises(KeyboardInterrupt):  # outside the block a Ctrl-C interrupts at once, as before
+        signal.raise_signal(signal.SIGINT)
+        written.append("never")
+    assert "never" not in written
 
 
 def test_lock_is_exclusive_and_dies_with_its_process(tmp_path):
