@@ -15,26 +15,67 @@ FALLBACK_FPS = 25.0   # for a video whose header gives no rate, analysed frame b
 COLOURS = [(60, 60, 220), (40, 140, 40), (160, 60, 160), (0, 200, 255), (200, 120, 40), (0, 220, 220), (170, 170, 170)]
 
 
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels, ends exclusive
+
+
 def draw_faces(image: np.ndarray, faces: Faces) -> np.ndarray:
     out = image.copy()
-    thickness = max(1, round(max(image.shape[:2]) / 400))
+    thickness = _thickness(image.shape[:2])
     for i in range(len(faces)):
-        x1, y1, x2, y2 = (int(round(v)) for v in faces.boxes[i])
-        label_id = int(np.argmax(faces.probs[i])) if faces.probs is not None else None
-        colour = COLOURS[label_id] if label_id is not None else (255, 255, 255)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        box = tuple(int(round(v)) for v in faces.boxes[i])
+        cv2.rectangle(out, box[:2], box[2:], _colour(faces, i), thickness)
+    for text, colour, (x1, y1, x2, y2) in label_layout(faces, image.shape[:2]):
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+        cv2.putText(out, text, (x1 + 2, y2 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, (0, 0, 0), thickness,
+                    cv2.LINE_AA)
+    return out
+
+
+def label_layout(faces: Faces, image_hw: tuple[int, int]) -> list[tuple[str, tuple[int, int, int], Rect]]:
+    """Each face's label tag: its text ("#track expression probability"), colour and place (see place_labels)."""
+    thickness = _thickness(image_hw)
+    texts, sizes = [], []
+    for i in range(len(faces)):
         parts = []
         if faces.track_ids is not None:
             parts.append(f"#{int(faces.track_ids[i])}")
-        if label_id is not None:
+        if faces.probs is not None:
+            label_id = int(np.argmax(faces.probs[i]))
             parts.append(f"{LABELS[label_id]} {faces.probs[i][label_id]:.2f}")
-        text = " ".join(parts)
-        scale = 0.4 * thickness
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y1 - th - 6)
-        cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + 6), colour, -1)
-        cv2.putText(out, text, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return out
+        texts.append(" ".join(parts))
+        (tw, th), _ = cv2.getTextSize(texts[-1], cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, thickness)
+        sizes.append((tw + 4, th + 6))
+    boxes = [tuple(int(round(v)) for v in faces.boxes[i]) for i in range(len(faces))]
+    rects = place_labels(boxes, sizes, image_hw)
+    return [(text, _colour(faces, i), rect) for i, (text, rect) in enumerate(zip(texts, rects))]
+
+
+def _thickness(image_hw: tuple[int, int]) -> int:
+    return max(1, round(max(image_hw) / 400))
+
+
+def _colour(faces: Faces, i: int) -> tuple[int, int, int]:
+    return COLOURS[int(np.argmax(faces.probs[i]))] if faces.probs is not None else (255, 255, 255)
+
+
+def place_labels(boxes: list[tuple[int, int, int, int]], sizes: list[tuple[int, int]],
+                 image_hw: tuple[int, int]) -> list[Rect]:
+    """Where each face's label tag goes: above its box if there is room, else just inside its top, else below it,
+    else further down its box; inside the image and clear of the tags placed before it (when the image has room)."""
+    height, width = image_hw
+    placed: list[Rect] = []
+    for (bx1, by1, bx2, by2), (w, h) in zip(boxes, sizes):
+        x = min(max(0, bx1), max(0, width - w))
+        tops = [by1 - h, by1, by2, *range(by1 + h, max(by1 + h, by2 - h) + 1, h)]
+        candidates = [(x, top, x + w, top + h) for top in tops if 0 <= top and top + h <= height]
+        free = [c for c in candidates if not any(_overlap(c, other) for other in placed)]
+        top = min(max(0, by1 - h), max(0, height - h))
+        placed.append(free[0] if free else candidates[0] if candidates else (x, top, x + w, top + h))
+    return placed
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 class Annotator:
