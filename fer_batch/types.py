@@ -48,7 +48,7 @@ class InputError:
     """An input that could not be analysed (fully): one row of errors.csv."""
 
     input: str
-    stage: str    # walk, decode, detect, classify, write
+    stage: str    # read, decode, detect, classify, worker
     reason: str   # one sentence
 
 
