@@ -111,7 +111,7 @@ def build_stages(options: AnalyzeOptions):
     from fer_batch.classify import load_model
     from fer_batch.detect import DEFAULT_DETECTOR, create_detector
 
-    kwargs = {"min_face": options.min_face}
+    kwargs = {"min_face": options.min_face, "device": options.device}
     if options.min_score is not None:
         kwargs["min_score"] = options.min_score
     if options.max_side is not None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_batch.devices import tensorflow_device
 from fer_batch.labels import NUM_CLASSES
 from fer_batch.preprocess import preprocess
 from fer_batch.native_logs import import_tensorflow
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "model.keras"
-DEVICES = ("auto", "cpu", "gpu")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # "auto": TensorFlow Lite's CPU kernels when the model runs on the CPU (fer_batch/lite.py), TensorFlow on a GPU
 RUNTIMES = ("auto", "tensorflow")
@@ -24,21 +24,6 @@ ZOOM_TTA_SCALE = 0.95
 
 class ModelLoadError(RuntimeError):
     """A model file that cannot be used, with a one-sentence reason."""
-
-
-def _device_name(device: str) -> str | None:
-    tf = import_tensorflow()
-
-    if device not in DEVICES:
-        raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
-    if device == "cpu":
-        return "/CPU:0"
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu":
-        if not gpus:
-            raise ModelLoadError("--device gpu was asked for, but TensorFlow sees no GPU on this machine.")
-        return "/GPU:0"
-    return "/GPU:0" if gpus else "/CPU:0"
 
 
 def _load_keras_model(path: Path):
@@ -96,7 +81,7 @@ class ExpressionClassifier:
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
-        self.device = _device_name(device)
+        self.device = tensorflow_device(device)
         with tf.device(self.device):
             self.model = _load_keras_model(self.model_path)
         _, height, width, channels = self.model.input_shape

@@ -29,10 +29,12 @@ def detector_class(name: str) -> type[Detector]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, min_face: int = DEFAULT_MIN_FACE,
-                    min_score: float = DEFAULT_MIN_SCORE, max_side: int | None = None) -> Detector:
-    """The detector called `name`; max_side None takes that backend's measured default.
+                    min_score: float = DEFAULT_MIN_SCORE, max_side: int | None = None,
+                    device: str = "auto") -> Detector:
+    """The detector called `name`; max_side None takes that backend's measured default; `device` (auto, cpu, gpu)
+    places MTCNN's and RetinaFace's TensorFlow networks (BlazeFace and Haar run on the CPU).
 
     Raises ValueError for an unknown name and DetectorUnavailable (one sentence) when the
     backend's package or model file is missing.
     """
-    return detector_class(name)(min_face=min_face, min_score=min_score, max_side=max_side)
+    return detector_class(name)(min_face=min_face, min_score=min_score, max_side=max_side, device=device)

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 import cv2
 import numpy as np
 
+from fer_batch.devices import DEVICES
 from fer_batch.types import Faces
 
 DEFAULT_MIN_FACE = 20      # pixels of the original frame, min(box width, box height)
@@ -33,7 +34,7 @@ class Detector(ABC):
     default_max_side: int = 640
 
     def __init__(self, min_face: int = DEFAULT_MIN_FACE, min_score: float = DEFAULT_MIN_SCORE,
-                 max_side: int | None = None) -> None:
+                 max_side: int | None = None, device: str = "auto") -> None:
         if min_face < 0:
             raise ValueError(f"min_face must be >= 0 pixels, not {min_face}")
         if not 0.0 <= min_score <= 1.0:
@@ -44,6 +45,9 @@ class Detector(ABC):
         self.min_face = min_face
         self.min_score = min_score
         self.max_side = max_side
+        if device not in DEVICES:
+            raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+        self.device = device  # where a backend built on TensorFlow runs its networks (fer_batch/devices.py)
 
     def detect(self, images: list[np.ndarray]) -> list[Faces]:
         """One Faces per image, boxes (x1, y1, x2, y2) in that image's own pixels."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fer_batch.devices import tensorflow_device
 from fer_batch.detect.base import Detector, DetectorUnavailable, faces_from_arrays
 from fer_batch.native_logs import import_tensorflow
 from fer_batch.types import Faces
@@ -27,7 +28,8 @@ class MTCNNDetector(Detector):
             raise DetectorUnavailable(
                 f"the mtcnn detector needs the mtcnn package, which cannot be imported ({exc}): pip install mtcnn"
             ) from None
-        self._mtcnn = MTCNN()
+        # mtcnn runs on the CPU unless told otherwise, even where TensorFlow sees a GPU
+        self._mtcnn = MTCNN(device=tensorflow_device(self.device))
         for stage in getattr(self._mtcnn, "stages", []):
             if hasattr(stage, "_model"):
                 stage._model = _compiled(stage._model)

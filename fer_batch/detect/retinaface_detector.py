@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_batch.devices import tensorflow_device
 from fer_batch.native_logs import import_tensorflow
 from fer_batch.detect.base import Detector, DetectorUnavailable, faces_from_arrays
 from fer_batch.types import Faces
@@ -124,14 +125,26 @@ class RetinaFaceDetector(Detector):
             from retinaface import RetinaFace
 
             self._retinaface = RetinaFace
-            self._model = RetinaFace.build_model()
+            self._device = None
+            if engine.name == "tensorflow":
+                self._device = tensorflow_device(self.device)
+                with import_tensorflow().device(self._device):
+                    self._model = RetinaFace.build_model()
+            else:
+                self._model = RetinaFace.build_model()
 
     def _detect_scaled(self, images: list[np.ndarray], scales: list[float]) -> list[Faces]:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> Faces:
         # allow_upscaling=False: retina-face would otherwise enlarge the short side to 1024 pixels
-        found = self._retinaface.detect_faces(image, threshold=self.min_score, model=self._model, allow_upscaling=False)
+        if self._device is None:
+            found = self._retinaface.detect_faces(image, threshold=self.min_score, model=self._model,
+                                                  allow_upscaling=False)
+        else:
+            with import_tensorflow().device(self._device):
+                found = self._retinaface.detect_faces(image, threshold=self.min_score, model=self._model,
+                                                      allow_upscaling=False)
         if not isinstance(found, dict) or not found:
             return Faces.empty()
         faces = list(found.values())
