@@ -205,7 +205,7 @@ def test_blazeface_runs_the_same_through_tflite_and_through_opencv(astronaut_bgr
     assert 420 <= x1 < x2 <= 720 and 60 <= y1 < y2 <= 360
 
 
-def test_mtcnn_runs_as_compiled_graphs_with_the_bits_it_gives_op_by_op(astronaut_bgr, monkeypatch):
+def test_mtcnn_runs_as_compiled_graphs_on_tensors_with_the_bits_the_package_gives(astronaut_bgr, monkeypatch):
     import fer_batch.detect.mtcnn_detector as mtcnn_detector
 
     two = np.full((360, 640, 3), 235, np.uint8)
@@ -214,7 +214,8 @@ def test_mtcnn_runs_as_compiled_graphs_with_the_bits_it_gives_op_by_op(astronaut
     images = [astronaut_bgr, two, cv2.resize(astronaut_bgr, (300, 300)), np.full((240, 320, 3), 128, np.uint8)]
     compiled = create_detector("mtcnn")
     monkeypatch.setattr(mtcnn_detector, "_compiled", lambda network: network)
-    op_by_op = create_detector("mtcnn")
+    monkeypatch.setattr(mtcnn_detector, "_TensorInput", lambda stage: stage)
+    op_by_op = create_detector("mtcnn")   # the mtcnn package's own path: numpy images, op by op
     got, expected = compiled.detect(images), op_by_op.detect(images)
     assert [len(f) for f in got] == [len(f) for f in expected] and len(got[1]) == 2 and len(got[3]) == 0
     for a, b in zip(got, expected):
