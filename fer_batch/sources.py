@@ -98,8 +98,15 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
     def annotated_copies(folder: Path) -> bool:
         return (folder / ANNOTATED_MARKER).is_file() or os.path.realpath(folder) == annotate_real
 
+    @functools.lru_cache(maxsize=4096)
+    def real_folder(folder: str) -> str:
+        return os.path.realpath(folder)
+
     def add(item: InputFile | SkippedFile) -> None:
-        key = item.path if isinstance(item, SkippedFile) else str(item.path)
+        # one directory entry however it was spelled (a/x.mp4, /abs/a/x.mp4, a/../a/x.mp4); two links to one file
+        # stay two entries
+        path = Path(item.path)
+        key = os.path.join(real_folder(str(path.parent)), path.name)
         if key in seen:
             return
         seen.add(key)

@@ -226,3 +226,16 @@ def test_a_video_cut_short_says_so(tmp_path):
         "of the 200 its header lists: cut short or damaged") for p in problems), problems
     intact: list[str] = []
     assert len(list(frames_of(walk_inputs([path])[0][0], 5.0, None, intact))) == 40 and intact == []
+
+
+def test_a_file_given_under_several_spellings_is_one_input_and_links_to_it_stay_inputs(tmp_path, monkeypatch):
+    (tmp_path / "study" / "a").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "study" / "a" / "x.jpg"), np.zeros((10, 10, 3), np.uint8))
+    os.symlink("a", tmp_path / "study" / "alias")                          # a second name for the folder
+    os.symlink("x.jpg", tmp_path / "study" / "a" / "y.jpg")                # a second name for the file
+    monkeypatch.chdir(tmp_path)
+    given = ["study/a", "study/a/x.jpg", str(tmp_path / "study" / "a" / "x.jpg"), "study/a/../a/x.jpg",
+             "./study/a/x.jpg", "study/alias/x.jpg"]
+    inputs, skipped = walk_inputs(given)
+    assert [i.source for i in inputs] == ["study/a/x.jpg", "study/a/y.jpg"]   # the first spelling is kept
+    assert skipped == []
