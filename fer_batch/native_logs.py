@@ -81,4 +81,11 @@ def import_tensorflow():
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+            for gpu in tf.config.list_physical_devices("GPU"):
+                # take GPU memory as the networks need it, not all of it at start-up: the card stays usable by
+                # other work (a Ray worker per GPU, a user's notebook)
+                try:
+                    tf.config.experimental.set_memory_growth(gpu, True)
+                except (RuntimeError, ValueError):  # the GPU was already initialised by someone else's code
+                    pass
     return sys.modules["tensorflow"]
