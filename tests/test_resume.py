@@ -339,6 +339,15 @@ def test_resume_compares_the_detector_settings_a_run_used_not_how_they_were_spel
 
 
 def test_a_ctrl_c_while_an_input_is_journalled_waits_until_its_part_and_line_are_written():
+    # Ctrl-C handled as in a terminal (a background job, such as CI's, starts with it ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_waits_for_the_journal()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_waits_for_the_journal() -> None:
     written = []
     with pytest.raises(KeyboardInterrupt):
         with interrupts_deferred():
