@@ -51,10 +51,11 @@ def run(tmp_path_factory, astronaut_bgr) -> dict:
         cv2.imwrite(str(names / name), face_photo(astronaut_bgr, 160 + 20 * n))
     cv2.imwrite(str(names / "x.jpg"), face_photo(astronaut_bgr, 150))
     write_video(names / "clip.mp4", face_frames(astronaut_bgr, 6))
+    write_video(root / "elsewhere" / "clip.mp4", face_frames(astronaut_bgr, 6))
     cv2.imwrite(str(root / "elsewhere" / "y.jpg"), face_photo(astronaut_bgr, 170))
     before = snapshot(root)
     args = [IMG_NAME, SCRIPT_NAME, BROKEN_NAME, *FORMULA_NAMES,
-            "sub/../x.jpg", "sub/../clip.mp4", "../elsewhere/y.jpg", str(root / "elsewhere" / ".." / "names" / "clip.mp4")]
+            "sub/../x.jpg", "sub/../clip.mp4", "../elsewhere/y.jpg", str(root / "names" / ".." / "elsewhere" / "clip.mp4")]
     done = run_cli("--quiet", "--detector", "haar", "--fps", "5", "--out", "../out/report.html", "--csv-dir", "../out/csv",
                    "--annotate", "../out/annotated", "--", *args, cwd=names)
     return {"root": root, "out": root / "out", "done": done, "created": snapshot(root) - before}
