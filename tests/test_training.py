@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -312,8 +311,10 @@ def test_train_refuses_bad_options_in_one_line_before_any_work(tmp_path, change,
 def test_resume_without_checkpoint_fails_cleanly(tmp_path):
     from training.train import main as train_main
 
-    code = train_main(["--data", str(tmp_path), "--val-data", str(tmp_path), "--out", str(tmp_path / "m.keras"),
-                       "--resume"])
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    code = train_main(["--data", str(tmp_path / "train"), "--val-data", str(tmp_path / "val"),
+                       "--out", str(tmp_path / "m.keras"), "--resume"])
     assert code == 2
 
 

@@ -114,9 +114,16 @@ def _label(value: str, where: str) -> int:
 def load_fer2013_csv(path: str | Path, usage: str | None = None) -> Faces:
     """The original `fer2013.csv` (`emotion,pixels,Usage`); `usage` keeps one split (Training, PublicTest, PrivateTest)."""
     images, labels, names = [], [], []
+    usages: dict[str, int] = {}
     with open(path, newline="") as fh:
-        for i, row in enumerate(csv.DictReader(fh)):
-            if usage and row.get("Usage", "").strip() != usage:
+        reader = csv.DictReader(fh)
+        missing = [column for column in ("emotion", "pixels") if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} has no {' or '.join(missing)} column (a fer2013 CSV has emotion,pixels,Usage)")
+        for i, row in enumerate(reader):
+            row_usage = (row.get("Usage") or "").strip()
+            usages[row_usage] = usages.get(row_usage, 0) + 1
+            if usage and row_usage != usage:
                 continue
             pixels = np.asarray(row["pixels"].split(), dtype=np.uint8)
             side = int(round(np.sqrt(pixels.size)))
@@ -125,7 +132,26 @@ def load_fer2013_csv(path: str | Path, usage: str | None = None) -> Faces:
             images.append(pixels.reshape(side, side))
             labels.append(_label(row["emotion"], f"{path} row {i + 1}"))
             names.append(f"row{i}")
+    named = ", ".join(f"{u} ({n})" for u, n in usages.items() if u)
+    if usage and not images and named:
+        raise ValueError(f"{path} has no rows of Usage {usage!r}; its Usage values are {named}")
+    if not usage and len([u for u in usages if u]) > 1:
+        _warn(f"{path}: no Usage chosen, so all its rows are taken ({named}); pick one split with --usage")
     return Faces(images, np.asarray(labels, dtype=np.int64), names)
+
+
+def read_photo(path: Path) -> np.ndarray | None:
+    """A colour photo, or None when it is missing or cannot be read (without OpenCV's own warning for each one:
+    the callers count them and say so once)."""
+    return cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+
+
+def warn_missing_photos(image_dir: Path, missing: list[str] | set[str], label_file: str = "label.lst") -> None:
+    """One warning that counts the photos listed in label.lst that are missing or cannot be read."""
+    if missing:
+        missing = sorted(missing)
+        _warn(f"{image_dir}: left out the faces of {len(missing)} photo(s) listed in {label_file} that are "
+              "missing or cannot be read: " + ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else ""))
 
 
 def read_expw_labels(label_file: str | Path, min_confidence: float = 0.0) -> list[tuple[str, int, tuple[int, int, int, int], float, int]]:
@@ -176,7 +202,7 @@ def load_expw(root: str | Path, min_confidence: float = 0.0, margin: float = 0.0
     for name, face_id, (x1, y1, x2, y2), _, label in read_expw_labels(label_file, min_confidence):
         if name not in cache:
             cache.clear()
-            cache[name] = cv2.imread(str(image_dir / name), cv2.IMREAD_COLOR)
+            cache[name] = read_photo(image_dir / name)
         img = cache[name]
         if img is None:
             missing.add(name)
@@ -189,9 +215,7 @@ def load_expw(root: str | Path, min_confidence: float = 0.0, margin: float = 0.0
         images.append(crop.copy())
         labels.append(label)
         names.append(f"{name}#{face_id}")
-    if missing:
-        _warn(f"{image_dir}: left out the faces of {len(missing)} photo(s) listed in {label_file.name} that are "
-              "missing or cannot be read: " + ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else ""))
+    warn_missing_photos(image_dir, missing, label_file.name)
     return Faces(images, np.asarray(labels, dtype=np.int64), names)
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,7 +24,8 @@ from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noq
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.types import Faces  # noqa: E402
-from training.datasets import expw_faces_by_photo  # noqa: E402
+from training.cli_checks import expw_root_problem, folder_problem  # noqa: E402
+from training.datasets import expw_faces_by_photo, read_photo, warn_missing_photos  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 from training.evaluate import PROB_COLUMNS, confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
 
@@ -54,11 +54,20 @@ class DetectionCache:
     models can be evaluated on one detection run."""
 
     def __init__(self, path: Path | None, key: str):
+        """ValueError when `path` is not such a cache, or holds another detector's faces (it would be overwritten)."""
         self.path, self.key, self.arrays = path, key, {}
         if path is not None and path.exists():
-            with np.load(path) as data:
-                if str(data["__key__"]) == key:
-                    self.arrays = {k: data[k] for k in data.files if k != "__key__"}
+            try:
+                with np.load(path) as data:
+                    stored = str(data["__key__"])
+                    arrays = {k: data[k] for k in data.files if k != "__key__"}
+            except Exception as exc:   # not an .npz, a damaged one, or an .npz of something else
+                raise ValueError(f"--detections-cache {path} is not a detections cache that these scripts wrote "
+                                 f"({type(exc).__name__}): give a new file name") from None
+            if stored != key:
+                raise ValueError(f"--detections-cache {path} holds detector {stored}'s faces, not {key}'s: "
+                                 f"give a file for {key} (e.g. expw-{key}.npz)")
+            self.arrays = arrays
         self.changed = False
 
     def get(self, name: str, need_landmarks: bool = False) -> Faces | None:
@@ -89,28 +98,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="default: the shipped model")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
     p.add_argument("--iou", type=float, default=0.4, help="overlap that counts a labelled face as found (default 0.4)")
-    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
-    p.add_argument("--align", action="store_true", help="turn each crop so the eyes are level (detector landmarks)")
+    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN,
+                   help=f"the square crop grows by this share of the box on each side (default {DEFAULT_CROP_MARGIN}, as at run time)")
+    p.add_argument("--align", action="store_true", help="turn each crop so the eyes are level (detector landmarks); "
+                   "off unless given here, while `fer-batch analyze` aligns by default: give it to score what users get")
     p.add_argument("--zoom-tta", action="store_true", help="also classify the centre of each crop scaled back up "
                    "(as `fer-batch analyze --zoom-tta`)")
     p.add_argument("--fold", type=int, default=None,
                    help="only the photos of this fold (training/expw_crops.py's split), e.g. those a model did not train on")
-    p.add_argument("--folds", type=int, default=2, help="how many folds the photos are split into (default 2)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="how many folds the photos are split into (default 2, or one per --fold-models model)")
     p.add_argument("--fold-models", nargs="+", default=None, metavar="MODEL",
                    help="cross-fitting: one model per fold; the photos of fold k are classified by the k-th model, "
                         "which must not have trained on fold k (see training/expw_crops.py); '-' leaves a fold out")
     p.add_argument("--detections-cache", type=Path, default=None,
-                   help="an .npz of the detector's faces per photo: read when it exists, else written")
+                   help="an .npz of the detector's faces per photo: read when it exists, else written; one file per "
+                        "detector (a cache of another detector's faces is refused)")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
     p.add_argument("--name", default=None, help="report name (default: from the model and the data)")
     p.add_argument("--out-dir", type=Path, default=Path("reports"), help="where the reports go (default reports/)")
     args = p.parse_args(argv)
-    if not (args.data / "label.lst").is_file():
-        p.error(f"--data {args.data}: no label.lst there (an ExpW root holds label.lst and image/)")
+    if args.fold_models and args.folds is not None and args.folds != len(args.fold_models):
+        p.error(f"--fold-models gives one model (or '-') per fold: {len(args.fold_models)} given for --folds {args.folds}")
+    if args.folds is None:
+        args.folds = len(args.fold_models) if args.fold_models else 2
+    problem = expw_root_problem("--data", args.data) or folder_problem("--out-dir", args.out_dir)
+    if problem:
+        p.error(problem)
     if args.folds < 1 or (args.fold is not None and not 0 <= args.fold < args.folds):
         p.error(f"--fold must be one of 0..{args.folds - 1} and --folds at least 1")
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if not 0 < args.iou <= 1:
+        p.error("--iou must be above 0 and at most 1")
 
     from fer_batch.classify import ModelLoadError, load_model
 
@@ -140,14 +160,19 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
     if args.fold_models:
         names = [n for n in names if classifiers[photo_fold(n, args.folds)] is not None]
     names = names[: args.limit] if args.limit else names
+    if not names:
+        raise ValueError(f"{args.data / 'label.lst'} lists no photos to score"
+                         + (f" in fold {scored_folds(args)}" if scored_folds(args) else ""))
 
     truths, preds = [], []
     face_rows: list[dict] = []
     labelled = found = 0
+    missing: list[str] = []
     t0 = time.time()
     for name in names:
-        image = cv2.imread(str(args.data / "image" / name), cv2.IMREAD_COLOR)
+        image = read_photo(args.data / "image" / name)
         if image is None:
+            missing.append(name)
             continue
         boxes = np.array([b for b, _ in by_image[name]], np.float32)
         labels = [lab for _, lab in by_image[name]]
@@ -173,10 +198,15 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
         face_rows.extend(face_row(name, i, lab, probs_of.get(i), side_of.get(i)) for i, lab in enumerate(labels))
     seconds = time.time() - t0
     cache.save()
+    warn_missing_photos(args.data / "image", missing)
+    if missing and len(missing) == len(names):
+        raise ValueError(f"none of the {len(names)} photos to score could be read from {args.data / 'image'}")
+    names = [n for n in names if n not in set(missing)]
     detections_cached = detector is None
     metrics = metrics_from_confusion(confusion_matrix(np.array(truths, np.int64), np.array(preds, np.int64)))
     result = {
-        "data": str(args.data), "photos": len(names), "labelled_faces": labelled, "found_faces": found,
+        "data": str(args.data), "photos": len(names), "photos_missing": len(missing), "labelled_faces": labelled,
+        "found_faces": found,
         "recall": found / max(1, labelled), "iou": args.iou, "detector": args.detector,
         "fold": scored_folds(args),
         "model": " / ".join(args.fold_models) if args.fold_models else (args.model or "shipped"),
@@ -190,9 +220,11 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
              "```", result["command"], "```", "",
              "| photos | labelled faces | found (IoU >= %.1f) | recall | accuracy on found | macro-F1 | s/photo |" % args.iou,
              "|---|---|---|---|---|---|---|",
-             f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {metrics['accuracy']:.3f}"
+             f"| {len(names)} | {labelled} | {found} | {result['recall']:.3f} | {_score(metrics['accuracy'])}"
              f"{format_interval(metrics['accuracy_ci95'])} | "
-             f"{metrics['macro_f1']:.3f} | {_seconds(result['seconds_per_photo'])} |", "",
+             f"{_score(metrics['macro_f1'])} | {_seconds(result['seconds_per_photo'])} |", "",
+             *([f"{len(missing)} photo(s) listed in label.lst are missing from image/ or cannot be read; their "
+                "faces are left out of every figure here.", ""] if missing else []),
              "Confusion matrix (rows true, columns predicted): " + json.dumps(metrics["confusion_matrix"]), "",
              "| class | support | recall | precision |", "|---|---|---|---|"]
     for label in LABELS:
@@ -201,8 +233,8 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
         lines.append(f"| {label} | {c['support']} | {fmt(c['recall'])} | {fmt(c['precision'])} |")
     (args.out_dir / f"e2e-{name}.md").write_text("\n".join(lines) + "\n")
     write_face_rows(args.out_dir / f"e2e-{name}-faces.csv", face_rows)
-    print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {metrics['accuracy']:.3f}, "
-          f"macro-F1 {metrics['macro_f1']:.3f} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
+    print(f"recall {result['recall']:.3f} ({found}/{labelled}), accuracy {_score(metrics['accuracy'])}, "
+          f"macro-F1 {_score(metrics['macro_f1'])} on found faces; {_seconds(result['seconds_per_photo'])} s/photo")
     return 0
 
 
@@ -255,6 +287,11 @@ def write_face_rows(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(fh, columns, restval="")
         writer.writeheader()
         writer.writerows({**row, "found": int(row["found"])} for row in rows)
+
+
+def _score(value: float | None) -> str:
+    """An accuracy or macro-F1, or a dash when no face was found to score."""
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _seconds(value: float | None) -> str:

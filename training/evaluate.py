@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from fer_batch.classify import RUNTIMES  # noqa: E402
 from fer_batch.labels import LABELS, NUM_CLASSES  # noqa: E402
+from training.cli_checks import data_problem, folder_problem, load_problem  # noqa: E402
 from training.datasets import FORMATS, load_faces  # noqa: E402
 
 PROB_COLUMNS = [f"p_{label}" for label in LABELS]   # the per-face CSVs' probabilities, read by calibration.py
@@ -56,16 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--limit must be at least 1")
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
-    data = Path(args.data)
-    if not data.exists():
-        p.error(f"--data {data}: no such file or folder")
-    if args.format == "folders" and not data.is_dir() or args.format == "fer2013-csv" and not data.is_file():
-        p.error(f"--data {data} is not what --format {args.format} reads "
-                "(folders: a folder of class folders; fer2013-csv: a CSV file; expw: a folder with label.lst and image/)")
-    if args.format == "expw" and not (data / "label.lst").is_file() and not data.is_file():
-        p.error(f"--data {data}: no label.lst there (an ExpW root holds label.lst and image/)")
-    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
-        p.error(f"--out-dir {args.out_dir} is a file, not a folder")
+    problem = (data_problem("--data", args.data, args.format) or folder_problem("--out-dir", args.out_dir)
+               or (args.faces_csv and (Path(args.faces_csv).is_dir() and f"--faces-csv {args.faces_csv} is a folder"
+                                       or folder_problem("--faces-csv", Path(args.faces_csv).parent, args.faces_csv))))
+    if problem:
+        p.error(problem)
     return args
 
 
@@ -283,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         faces = load_faces(args.data, args.format, args.usage, args.min_confidence)
-    except (ValueError, KeyError) as exc:   # a bad label or line; a CSV without the emotion or pixels column
-        print(f"error: {args.data}: {exc if isinstance(exc, ValueError) else f'no {exc} column'}", file=sys.stderr)
+    except (ValueError, KeyError, OSError) as exc:   # a bad label or line; a CSV without the emotion or pixels column
+        print(f"error: {load_problem('--data', args.data, exc)}", file=sys.stderr)
         return 2
     if not faces.images:
         print(f"error: no labelled faces found in {args.data} (format {args.format})", file=sys.stderr)

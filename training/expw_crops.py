@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
-from training.datasets import read_expw_labels  # noqa: E402
+from training.cli_checks import expw_root_problem, folder_problem  # noqa: E402
+from training.datasets import read_expw_labels, read_photo, warn_missing_photos  # noqa: E402
 
 
 def photo_fold(name: str, folds: int) -> int:
@@ -43,11 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
-    p.add_argument("--out", type=Path, required=True, help="output folder (keep it outside the repository)")
-    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True,
+                   help="a new or empty output folder (keep it outside the repository); crops go to OUT/fold<k>/<class>/")
+    p.add_argument("--folds", type=int, default=2, help="how many folds the photos are split into (default 2)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
-    p.add_argument("--iou", type=float, default=0.4)
-    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
+    p.add_argument("--iou", type=float, default=0.4,
+                   help="overlap at which a detection stands for a labelled face (default 0.4)")
+    p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN,
+                   help=f"the square crop grows by this share of the box on each side (default {DEFAULT_CROP_MARGIN}, "
+                        "as at run time; the shipped stage 4 trained on 0.1)")
     p.add_argument("--align", action="store_true",
                    help="turn each detected face so the eyes are level (as `fer-batch analyze --align`)")
     p.add_argument("--detections-cache", type=Path, default=None,
@@ -58,22 +63,39 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0.0 < args.photo_fraction <= 1.0:
         p.error("--photo-fraction must be above 0 and at most 1")
+    if args.folds < 1:
+        p.error("--folds must be at least 1")
+    if not 0 < args.iou <= 1:
+        p.error("--iou must be above 0 and at most 1")
+    problem = expw_root_problem("--data", args.data) or folder_problem("--out", args.out)
+    if problem:
+        p.error(problem)
+    if args.out.is_dir() and any(args.out.iterdir()):
+        # crops of an earlier run (other folds, margin or photos) would be mixed in with these, unseen, and trained on
+        p.error(f"--out {args.out} is not empty: give a new folder (or remove the earlier crops)")
+    try:
+        cache = DetectionCache(args.detections_cache, args.detector)
+        rows = read_expw_labels(args.data / "label.lst")
+    except ValueError as exc:   # a cache of another detector; a bad label.lst line
+        p.error(str(exc))
 
-    detector = create_detector(args.detector)
-    cache = DetectionCache(args.detections_cache, args.detector)
+    detector = None
     by_image: dict[str, list] = defaultdict(list)
-    for name, face_id, box, _, label in read_expw_labels(args.data / "label.lst"):
+    for name, face_id, box, _, label in rows:
         if photo_kept(name, args.photo_fraction, args.photo_seed):
             by_image[name].append((face_id, box, label))
     counts: Counter = Counter()
+    missing = []
     for name in sorted(by_image):
-        image = cv2.imread(str(args.data / "image" / name), cv2.IMREAD_COLOR)
+        image = read_photo(args.data / "image" / name)
         if image is None:
+            missing.append(name)
             continue
         fold = photo_fold(name, args.folds)
         labelled = np.array([box for _, box, _ in by_image[name]], np.float32)
         faces = cache.get(name, need_landmarks=args.align)
         if faces is None:
+            detector = detector or create_detector(args.detector)
             faces = cache.put(name, detector.detect([image])[0])
         matches = match_faces(labelled, faces.boxes, args.iou)
         crops = [crop_faces(image, faces.boxes[[m]], args.crop_margin, aligned_landmarks(faces, [m], args.align))[0]
@@ -85,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             cv2.imwrite(str(folder / f"{Path(name).stem}#{face_id}.png"), crop)
             counts[(fold, "detected" if match is not None else "labelled box")] += 1
     cache.save()
+    warn_missing_photos(args.data / "image", missing)
+    if not counts:
+        why = (f"none of the photos in {args.data / 'label.lst'} could be read from {args.data / 'image'}" if missing
+               else f"{args.data / 'label.lst'} lists no photos"
+               + (" in the share --photo-fraction keeps" if args.photo_fraction < 1 else ""))
+        print(f"expw_crops.py: error: no crops written: {why}", file=sys.stderr)
+        return 2
     summary = {f"fold{k}": {src: n for (f, src), n in sorted(counts.items()) if f == k} for k in range(args.folds)}
     print(json.dumps(summary))
     return 0

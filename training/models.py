@@ -51,7 +51,7 @@ def _vgg(widths: tuple[int, ...], convs_per_block: tuple[int, ...], dense: int, 
 
 
 def vgg_small(dropout_scale: float = 1.0) -> keras.Model:
-    """The default: a VGG-style network for 48x48 gray faces (4 blocks, BN, dropout), about 2.6M weights."""
+    """The default: a VGG-style network for 48x48 gray faces (4 blocks, BN, dropout), 1.77M weights."""
     return _vgg((32, 64, 128, 256), (2, 2, 2, 2), 256, "vgg_small", dropout_scale)
 
 

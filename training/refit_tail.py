@@ -1,7 +1,7 @@
 r"""Refit a model's dense tail on frozen convolutional features, with in-the-wild faces weighted up.
 
     python training/refit_tail.py --model vgg_small-stage4-expw-f1.keras --data ../shared/data/fer2013/train \
-        --expw ../shared/data/expw-sample --expw-fold 1 --detections-cache expw-mtcnn.npz --out fer_batch/assets/model.keras
+        --expw ../shared/data/expw-sample --expw-fold 1 --detections-cache expw-mtcnn.npz --out vgg_small-refit.keras
 
 The layers up to Flatten are frozen, so their outputs are computed once (each crop and its mirror image) and the
 layers after it are trained on those from their current weights: minutes on a CPU instead of an hour. The ExpW
@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,7 +26,8 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.labels import NUM_CLASSES  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
-from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
+from training.cli_checks import data_problem, expw_root_problem, load_keras_model, load_problem, model_out_problem  # noqa: E402
+from training.datasets import FORMATS, expw_faces_by_photo, load_dataset, read_photo, warn_missing_photos  # noqa: E402
 from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
 from training.domain_weights import domain_weights  # noqa: E402
 from training.expw_crops import photo_fold, photo_kept  # noqa: E402
@@ -38,24 +38,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="the model whose tail is refitted (its layers up to Flatten stay)")
     p.add_argument("--data", required=True, help="the main training data (e.g. FER2013 Training)")
-    p.add_argument("--format", default="folders", choices=list(FORMATS))
+    p.add_argument("--format", default="folders", choices=list(FORMATS), help="of --data, as in train.py (default folders)")
     p.add_argument("--expw", type=Path, required=True, help="ExpW root (label.lst and image/)")
     p.add_argument("--expw-fold", type=int, nargs="+", required=True,
                    help="train on the photos of these folds only (e.g. 1, or 1 2 3 with --folds 4)")
-    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--folds", type=int, default=2, help="how many folds the photos are split into (default 2)")
     p.add_argument("--expw-photo-fraction", type=float, default=1.0,
                    help="keep only this share of the folds' photos, picked by a seeded hash of their names (nested: a "
                         "smaller share with the same seed is a subset of a larger one); for learning curves")
     p.add_argument("--expw-photo-seed", type=int, default=0, help="the seed of --expw-photo-fraction's pick")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
-    p.add_argument("--detections-cache", type=Path, default=None, help="as in eval_end_to_end.py")
+    p.add_argument("--detections-cache", type=Path, default=None,
+                   help="an .npz of the detector's faces per photo, shared with eval_end_to_end.py (one per detector)")
     p.add_argument("--iou", type=float, default=0.4)
     p.add_argument("--crop-margin", type=float, default=DEFAULT_CROP_MARGIN)
-    p.add_argument("--expw-weight", type=float, default=5.0, help="loss weight of an ExpW face against a main-data face")
-    p.add_argument("--dropout-scale", type=float, default=0.5, help="multiply the tail's dropout rates")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--expw-weight", type=float, default=5.0, help="loss weight of an ExpW face against a main-data face (default 5)")
+    p.add_argument("--dropout-scale", type=float, default=0.5, help="multiply the tail's dropout rates (default 0.5)")
+    p.add_argument("--epochs", type=int, default=5, help="(default 5; no epoch selection)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (default 1e-4)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "balanced"],
                    help="for the main data's class imbalance (the ExpW sample is balanced)")
@@ -69,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="after the refit, shift the output layer's class biases to fit the ExpW faces' labels (maximum "
                         "likelihood on those faces): corrects the class balance the main data leaves in the tail")
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="the refitted model (.keras; its run record goes to OUT.ckpt/state.json)")
     args = p.parse_args(argv)
     if not 0.0 < args.expw_photo_fraction <= 1.0:
         p.error("--expw-photo-fraction must be above 0 and at most 1")
@@ -77,8 +79,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--expw-label-trust must be between 0 and 1")
     if args.domain_weighting < 0:
         p.error("--domain-weighting must be at least 0")
+    if args.folds < 1:
+        p.error("--folds must be at least 1")
     if not all(0 <= k < args.folds for k in args.expw_fold):
         p.error(f"--expw-fold must be between 0 and {args.folds - 1} (--folds {args.folds})")
+    for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            p.error(f"{option} must be at least 1")
+    if not args.lr > 0:
+        p.error("--lr must be above 0")
+    if args.expw_weight < 0:
+        p.error("--expw-weight must be at least 0")
+    if not 0 <= args.dropout_scale <= 1.5:
+        p.error("--dropout-scale must be between 0 and 1.5")
+    if not 0 < args.iou <= 1:
+        p.error("--iou must be above 0 and at most 1")
+    if not Path(args.model).exists():
+        p.error(f"--model {args.model}: no such file")
+    problem = (data_problem("--data", args.data, args.format) or expw_root_problem("--expw", args.expw)
+               or model_out_problem("--out", args.out))
+    if problem:
+        p.error(problem)
     return args
 
 
@@ -126,9 +147,11 @@ def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_
     crops: list[np.ndarray] = []
     labels: list[int] = []
     aligned: list[bool] = []
+    missing = []
     for name in sorted(n for n in by_image if photo_fold(n, folds) in wanted):
-        image = cv2.imread(str(root / "image" / name), cv2.IMREAD_COLOR)
+        image = read_photo(root / "image" / name)
         if image is None:
+            missing.append(name)
             continue
         faces = cache.get(name, need_landmarks=detector_name != "haar")
         if faces is None:
@@ -145,6 +168,7 @@ def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_
             labels += [by_image[name][i][1] for i, _ in hits]
             aligned += [landmarks is not None] * len(hits)
     cache.save()
+    warn_missing_photos(root / "image", missing)
     return crops, np.array(labels, np.int64), np.array(aligned, bool)
 
 
@@ -180,15 +204,26 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.utils.set_random_seed(args.seed)
     t0 = time.time()
-    model = keras.models.load_model(args.model, compile=False, safe_mode=True)
+    try:   # everything that can be wrong with the inputs, before the minutes of features
+        model = load_keras_model("--model", args.model)
+        body, tail = split_at_flatten(model, args.dropout_scale)
+        cache = DetectionCache(args.detections_cache, args.detector)
+        expw_faces_by_photo(args.expw / "label.lst")   # a bad line stops here, not after the main data's features
+    except ValueError as exc:
+        print(f"refit_tail.py: error: {exc}", file=sys.stderr)
+        return 2
     _, height, width, channels = model.input_shape
-    body, tail = split_at_flatten(model, args.dropout_scale)
-    main_data = load_dataset(args.data, args.format, (height, width), channels)
-    cache = DetectionCache(args.detections_cache, args.detector)
+    try:
+        main_data = load_dataset(args.data, args.format, (height, width), channels)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"refit_tail.py: error: {load_problem('--data', args.data, exc)}", file=sys.stderr)
+        return 2
     crops, expw_labels, _ = expw_fold_crops(args.expw, args.expw_fold, args.folds, args.detector, cache, args.iou,
                                             args.crop_margin, args.expw_photo_fraction, args.expw_photo_seed)
     if not crops:
-        raise SystemExit(f"no labelled ExpW faces found in {folds_text(args.expw_fold, args.folds)} of {args.expw}")
+        print(f"refit_tail.py: error: no labelled ExpW faces found in {folds_text(args.expw_fold, args.folds)} of "
+              f"{args.expw}", file=sys.stderr)
+        return 2
     expw_x = preprocess(crops, (height, width), channels)
     features = np.concatenate([with_mirrors(body, main_data.x), with_mirrors(body, expw_x)])
     labels = np.concatenate([main_data.y, main_data.y, expw_labels, expw_labels])

@@ -19,14 +19,18 @@ from fer_batch.native_logs import import_tensorflow  # noqa: E402
 
 import_tensorflow()  # first, so that the CUDA probe's start-up lines on a CPU machine stay off the terminal
 
+from training.cli_checks import data_problem, folder_problem, load_keras_model, load_problem, model_out_problem  # noqa: E402
 from training.datasets import FORMATS, load_dataset  # noqa: E402
 from training.models import ARCHITECTURES, DEFAULT_ARCH  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="training data (folder, CSV or ExpW root); repeat with --extra-data to mix")
-    p.add_argument("--format", default="folders", choices=FORMATS)
+    p.add_argument("--data", required=True, help="training data (folder of class folders, fer2013 CSV or ExpW root, "
+                   "as --format says); --extra-data mixes more in")
+    p.add_argument("--format", default="folders", choices=FORMATS,
+                   help="folders: class-named subfolders (angry/ ... or 0/ .. 6/); fer2013-csv: fer2013.csv (pick a "
+                        "split with --usage); expw: label.lst and image/ (default folders)")
     p.add_argument("--usage", default=None, help="fer2013-csv: keep one Usage (e.g. Training)")
     p.add_argument("--extra-data", action="append", default=[], metavar="PATH:FORMAT",
                    help="more training data, e.g. crops/:folders (repeatable)")
@@ -36,23 +40,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-format", default=None, choices=FORMATS, help="defaults to --format")
     p.add_argument("--val-usage", default=None, help="fer2013-csv: Usage for validation (e.g. PublicTest)")
     p.add_argument("--min-confidence", type=float, default=0.0, help="expw: minimum box confidence")
-    p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),
+                   help=f"the network (default {DEFAULT_ARCH}; vgg_tiny for quick experiments; seed: the original "
+                        "notebook's, 64x64 RGB)")
     p.add_argument("--dropout-scale", type=float, default=1.0,
                    help="multiply the architecture's dropout rates (e.g. 0.5 to fit more; weights are unchanged)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, cosine decay)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=30, help="length of the cosine schedule (default 30)")
+    p.add_argument("--batch-size", type=int, default=128, help="(default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, one warm-up epoch, cosine decay; "
+                   "default 1e-3)")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="(default 0.1)")
     p.add_argument("--class-weight", default="sqrt", choices=("none", "sqrt", "balanced"),
-                   help="class-imbalance handling: none, sqrt of inverse frequency, or inverse frequency")
-    p.add_argument("--no-augment", action="store_true")
+                   help="class-imbalance handling: none, sqrt of inverse frequency (default), or inverse frequency")
+    p.add_argument("--no-augment", action="store_true", help="no flip, scale/shift or brightness/contrast augmentation")
     p.add_argument("--blur-augment", action="store_true",
                    help="also soften each training face by a random amount (a Gaussian blur mixed in)")
     p.add_argument("--domain-adversarial", type=float, default=0.0, metavar="LAMBDA",
                    help="train a second head to tell --data faces from --extra-data faces through a gradient reversal, "
                         "with this loss weight, so the features cannot tell them apart (0: off)")
     p.add_argument("--patience", type=int, default=0, help="stop after N epochs without a better val accuracy (0: never)")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=int, default=1234, help="seeds the weights, data order and augmentation (default 1234)")
     p.add_argument("--out", required=True, help="best model (by val accuracy) is written here (.keras)")
     p.add_argument("--checkpoint-dir", default=None, help="last-epoch checkpoint and history (default: OUT.ckpt/)")
     p.add_argument("--resume", action="store_true",
@@ -69,18 +76,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{option} must be at least 1")
     if not args.lr > 0:
         p.error("--lr must be above 0")
+    if not 0 <= args.dropout_scale <= 1.5:
+        p.error("--dropout-scale must be between 0 and 1.5")
+    if not 0 <= args.label_smoothing < 1:
+        p.error("--label-smoothing must be at least 0 and below 1")
+    if args.patience < 0:
+        p.error("--patience must be at least 0 (0: never stop early)")
     for spec in args.extra_data:
         if spec.rpartition(":")[2] not in FORMATS:
             p.error(f"--extra-data {spec!r}: give PATH:FORMAT, FORMAT one of {', '.join(FORMATS)}")
-    for option, path in (("--data", args.data), ("--val-data", args.val_data), ("--init-from", args.init_from),
-                         *(("--extra-data", spec.rpartition(":")[0]) for spec in args.extra_data)):
-        if path is not None and not Path(path).exists():
-            p.error(f"{option} {path}: no such file or folder")
+    if args.init_from is not None and not Path(args.init_from).exists():
+        p.error(f"--init-from {args.init_from}: no such file")
+    val_format = args.val_format or args.format
+    sets = [("--data", args.data, args.format, args.usage), ("--val-data", args.val_data, val_format, args.val_usage),
+            *(("--extra-data", spec.rpartition(":")[0], spec.rpartition(":")[2], None) for spec in args.extra_data)]
+    for option, path, fmt, _ in sets:
+        problem = data_problem(option, path, fmt)
+        if problem:
+            p.error(problem)
+    for option, path, fmt, usage in sets[:1] + sets[2:]:
+        if same_faces((path, fmt, usage), (args.val_data, val_format, args.val_usage)):
+            p.error(f"--val-data {args.val_data} holds the same faces as {option}"
+                    + ("" if usage or fmt != "fer2013-csv" else " (no --usage: every row of the file)")
+                    + ": validation faces must not be training faces; give another split (FER2013: --val-data its "
+                    "PublicTest folder, or --usage Training --val-usage PublicTest on fer2013.csv)")
+    problem = model_out_problem("--out", args.out) or (
+        args.checkpoint_dir and folder_problem("--checkpoint-dir", args.checkpoint_dir))
+    if problem:
+        p.error(problem)
     if args.domain_adversarial < 0:
         p.error("--domain-adversarial must be at least 0")
     if args.domain_adversarial > 0 and not args.extra_data:
         p.error("--domain-adversarial needs --extra-data: the faces of the second domain")
     return args
+
+
+def same_faces(a: tuple[str, str, str | None], b: tuple[str, str, str | None]) -> bool:
+    """Whether two (path, format, usage) data sets share faces: the same file or folder read the same way, with a
+    Usage that does not tell them apart (no --usage takes every row)."""
+    (path_a, fmt_a, usage_a), (path_b, fmt_b, usage_b) = a, b
+    return (Path(path_a).resolve() == Path(path_b).resolve() and fmt_a == fmt_b
+            and (usage_a is None or usage_b is None or usage_a == usage_b))
 
 
 # options that may differ between a run and its --resume: they change nothing in the training itself
@@ -120,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_suffix(".ckpt")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_path, state_path = ckpt_dir / "last.keras", ckpt_dir / "state.json"
 
     state = {"epoch": 0, "best_val_accuracy": -1.0, "history": []}
@@ -142,22 +177,43 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = build(args.arch, args.dropout_scale)
         if args.init_from:
-            model.set_weights(keras.models.load_model(args.init_from, safe_mode=True, compile=False).get_weights())
+            try:
+                start = load_keras_model("--init-from", args.init_from)
+            except ValueError as exc:
+                print(f"train.py: error: {exc}", file=sys.stderr)
+                return 2
+            if [w.shape for w in start.get_weights()] != [w.shape for w in model.get_weights()]:
+                print(f"train.py: error: --init-from {args.init_from} is a {start.name} network, whose weights do not "
+                      f"fit --arch {args.arch}: give the --arch it was trained with", file=sys.stderr)
+                return 2
+            model.set_weights(start.get_weights())
             print(f"starting from the weights of {args.init_from}")
         trainer = with_domain_head(model) if adversarial else model
     size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
 
     t0 = time.time()
-    train = load_dataset(args.data, args.format, size, channels, args.usage, args.min_confidence)
+    loaded = []
+    for option, path, fmt, usage in [("--data", args.data, args.format, args.usage),
+                                     *(("--extra-data", *spec.rpartition(":")[::2], None) for spec in args.extra_data),
+                                     ("--val-data", args.val_data, args.val_format or args.format, args.val_usage)]:
+        try:
+            loaded.append(load_dataset(path, fmt, size, channels, usage, args.min_confidence))
+        except (ValueError, KeyError, OSError) as exc:   # no class folders, a bad label line, a CSV without its columns
+            print(f"train.py: error: {load_problem(option, path, exc)}", file=sys.stderr)
+            return 2
+    train, *extras, val = loaded
     xs, ys, domains = [train.x], [train.y], [np.zeros(len(train.y), np.float32)]
-    for spec in args.extra_data:
-        path, _, fmt = spec.rpartition(":")
-        extra = load_dataset(path, fmt, size, channels, None, args.min_confidence)
+    for extra in extras:
         xs.append(np.repeat(extra.x, args.extra_repeat, axis=0))
         ys.append(np.repeat(extra.y, args.extra_repeat, axis=0))
         domains.append(np.ones(len(extra.y) * args.extra_repeat, np.float32))
     x_train, y_train, d_train = np.concatenate(xs), np.concatenate(ys), np.concatenate(domains)
-    val = load_dataset(args.val_data, args.val_format or args.format, size, channels, args.val_usage, args.min_confidence)
+    try:   # after the data loaded, so that a failed start leaves no empty checkpoint folder behind
+        for folder in (ckpt_dir, out.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"train.py: error: cannot make {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(f"loaded {len(y_train)} training and {len(val.y)} validation faces in {time.time() - t0:.0f}s; "
           f"train counts {dict(zip(LABELS, np.bincount(y_train, minlength=NUM_CLASSES).tolist()))}")
 

@@ -73,7 +73,8 @@ def _compiled(network):
 
 class _TensorInput:
     """A stage given the normalised image as one tensor: mtcnn hands every stage a numpy array, which TensorFlow
-    copies again for each level of the image pyramid (a quarter of the detector's time). Same values, same bits."""
+    copies again for each level of the image pyramid. Same values, same bits; 5-8% less detector time (A/B in one
+    process, alternating: 232 video frames 20.9 -> 19.8 s, 60 ExpW photos 9.7 -> 8.9 s)."""
 
     def __init__(self, stage) -> None:
         self.stage = stage
