@@ -73,8 +73,8 @@ def _compiled(network):
 
 class _TensorInput:
     """A stage given the normalised image as one tensor: mtcnn hands every stage a numpy array, which TensorFlow
-    copies again for each level of the image pyramid. Same values, same bits; 5-8% less detector time (A/B in one
-    process, alternating: 232 video frames 20.9 -> 19.8 s, 60 ExpW photos 9.7 -> 8.9 s)."""
+    copies again for each level of the image pyramid. Same values, same bits; 5-14% less detector time in two A/B
+    runs (scripts/mtcnn_tensor_ab.py -> reports/mtcnn-tensor-input.md)."""
 
     def __init__(self, stage) -> None:
         self.stage = stage
