@@ -1,9 +1,11 @@
 """The Python API: `analyze(paths, **options)` runs the pipeline and returns an `Analysis`."""
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,7 +158,7 @@ def run_batch(inputs: Sequence[InputFile], collector: Collector, options: Analyz
     if todo and options.backend == "ray":
         from fer_batch.ray_backend import RayRunner
 
-        RayRunner(options, on_frames=lambda n: report("frames", n)).run(todo, done)
+        (stages or RayRunner(options)).run(todo, done, on_frames=lambda n: report("frames", n))
     elif todo:
         detector, classifier = stages or build_stages(options)
         pipeline = Pipeline(detector, classifier, options, on_frames=lambda n: report("frames", n))
@@ -172,11 +174,12 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
     """Analyse `inputs` under `csv_dir`'s lock and journal: each input's CSV as soon as it is finished, summary,
     errors and the report (when `out` is given) at the end.
 
-    Before any work this raises state.RunLocked (another run writes there), state.ResumeRefused (options changed
-    since the interrupted run), DetectorUnavailable or ModelLoadError; with the Ray backend BackendUnavailable may
-    come later. Then `on_start(finished, discarded, resumable)` is told how many inputs an interrupted run had
-    finished that this run resumes from, and, starting afresh, how many of an interrupted run's finished inputs are
-    dropped and whether --resume would have kept them (the same options).
+    Before any work, and before the journal or an earlier run's outputs are touched, this raises state.RunLocked
+    (another run writes there), state.ResumeRefused (options changed since the interrupted run), DetectorUnavailable
+    or ModelLoadError, and with the Ray backend BackendUnavailable (a cluster that cannot be joined or used). Then
+    `on_start(finished, discarded, resumable)` is told how many inputs an interrupted run had finished that this run
+    resumes from, and, starting afresh, how many of an interrupted run's finished inputs are dropped and whether
+    --resume would have kept them (the same options).
     """
     from fer_batch.outputs import IncrementalCsvWriter
     from fer_batch.state import RunState
@@ -184,14 +187,19 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
     with RunState(csv_dir) as state:
         resumed = state.resumable(options, inputs) if resume else None
         finished = resumed or {}
-        local_work = options.backend == "local" and len(finished) < len(inputs)
-        stages = build_stages(options) if local_work else None  # Ray's workers build their own
-        state.begin(options, inputs, resuming=resumed is not None)   # after the refusals, which leave the journal be
-        if on_start is not None:
-            on_start(len(finished), state.discarded, state.discarded_resumable)
-        writer = IncrementalCsvWriter(csv_dir, fresh=not resume)
-        collector = Collector(skipped, sink=writer.add)
-        analysis = run_batch(inputs, collector, options, stages, progress, finished=finished, on_finished=state.record)
+        todo = [item for item in inputs if item.source not in finished]
+        stages = start_stages(options, todo) if todo else None
+        try:
+            state.begin(options, inputs, resuming=resumed is not None)   # after the refusals, which leave the journal be
+            if on_start is not None:
+                on_start(len(finished), state.discarded, state.discarded_resumable)
+            writer = IncrementalCsvWriter(csv_dir, fresh=not resume)
+            collector = Collector(skipped, sink=writer.add)
+            analysis = run_batch(inputs, collector, options, stages, progress, finished=finished,
+                                 on_finished=state.record)
+        finally:
+            if options.backend == "ray" and stages is not None:
+                stages.close()
         analysis.settings = run_settings(options)
         writer.finish(analysis)
         if out is not None:
@@ -200,23 +208,63 @@ def analyze_into(inputs: Sequence[InputFile], skipped: Sequence[SkippedFile], op
     return analysis
 
 
-def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], *, csv_dir: str | os.PathLike | None = None,
+def start_stages(options: AnalyzeOptions, todo: Sequence[InputFile]):
+    """What analyses `todo`, made before any work so that what cannot be used raises first: the local detector and
+    classifier (build_stages), or with the Ray backend a started ray_backend.RayRunner, which the caller closes."""
+    if options.backend != "ray":
+        return build_stages(options)
+    from fer_batch.ray_backend import RayRunner
+
+    runner = RayRunner(options)
+    runner.start(todo)
+    return runner
+
+
+def check_report_path(out: str | os.PathLike, name: str = "out") -> None:
+    """ValueError, before any work, for a report path that could not be written at the end (its folder is made)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{name} {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{name} {out}: cannot create its folder {exc.filename or out.parent} "
+                         f"({exc.strerror or exc})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {out}: the folder {out.parent} is not writable")
+
+
+def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, csv_dir: str | os.PathLike | None = None,
             out: str | os.PathLike | None = None, smooth: float = 0.0, resume: bool = False, **options) -> Analysis:
     """Analyse videos and photos (files or folders, walked recursively).
 
     Options are those of `AnalyzeOptions` (fps, max_frames, start_s, end_s, detector, min_face, min_score, model, batch_size,
     device, ..., and backend="ray" with address, segment_s, workers, cpus_per_worker to run on a Ray cluster). With `csv_dir` the CSVs are written (each input's as soon as it is finished) under a lock, with
     a journal that `resume=True` continues from after a crash (see `analyze_into`); with `out` the HTML report too.
+    Bad arguments raise ValueError before any work.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    try:
+        paths = list(paths)
+    except TypeError:
+        raise ValueError(f"paths must be a file or folder, or a list of them, not {type(paths).__name__}") from None
+    wrong = [path for path in paths if not isinstance(path, (str, os.PathLike))]
+    if wrong:
+        raise ValueError(f"paths must be files or folders (str or os.PathLike), not {wrong[0]!r}")
     opts = AnalyzeOptions.from_kwargs(**options)
     opts.validate()
     if len(paths) == 0:
         raise ValueError("analyze needs at least one file or folder")
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
+    if not (isinstance(smooth, numbers.Real) and not isinstance(smooth, bool) and math.isfinite(smooth) and smooth >= 0):
+        raise ValueError(f"smooth must be 0 or more seconds, not {smooth!r}")
+    if csv_dir is not None and Path(csv_dir).exists() and not Path(csv_dir).is_dir():
+        raise ValueError(f"csv_dir {os.fspath(csv_dir)} is a file; give a folder for the CSVs")
     check_annotate_dir(paths, opts.annotate_dir)
+    if out is not None:
+        check_report_path(out)
     inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir)
     if csv_dir is not None:
         return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -41,14 +40,12 @@ def _fail(message: str) -> None:
 
 def _check_report_path(out: Path) -> None:
     """Refuse, before any work, a report path that could not be written at the end."""
-    if out.is_dir():
-        _fail(f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    from fer_batch.api import check_report_path
+
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"--out {out}: cannot create its folder {exc.filename or out.parent} ({exc.strerror or exc})")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        _fail(f"--out {out}: the folder {out.parent} is not writable")
+        check_report_path(out, "--out")
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _resume_hint(csv_dir: Path) -> str:

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN
 from fer_batch.detect.base import MIN_MAX_SIDE
@@ -62,13 +66,36 @@ class AnalyzeOptions:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "AnalyzeOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
+        """The options of the Python API's keyword arguments (a path such as `model` may be a Path); ValueError
+        for an unknown one."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(kwargs) - set(known))
         if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**kwargs)
+            raise ValueError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**{name: os.fspath(value) if isinstance(value, os.PathLike) and "str" in known[name].type else value
+                      for name, value in kwargs.items()})
+
+    def check_types(self) -> None:
+        """ValueError naming the first option whose value is not of its type (the Python API takes any value)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds = f.type.replace(" ", "").split("|")
+            if value is None and "None" in kinds:
+                continue
+            if "bool" in kinds:
+                ok, wanted = isinstance(value, (bool, np.bool_)), "True or False"
+            elif "int" in kinds:
+                ok, wanted = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)), "a whole number"
+            elif "float" in kinds:
+                ok, wanted = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
+            else:
+                ok, wanted = isinstance(value, str), "a string"
+            if not ok:
+                raise ValueError(f"option {f.name} must be {wanted}{' or None' if 'None' in kinds else ''}, "
+                                 f"not {value!r} ({type(value).__name__})")
 
     def validate(self) -> None:
+        self.check_types()
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError("--fps must be a positive number (use --every-frame to analyse every frame)")
         if self.min_score is not None and not 0 <= self.min_score <= 1:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ UNIT_TRIES = 2            # then the driver gives the unit to a worker this many
 STARTUP_TIMEOUT_S = 900.0  # for the first actor to load its model (a cold node may also install packages)
 LOCAL_OBJECT_STORE_BYTES = 1 << 30
 WORKER_MEMORY_BYTES = 1 << 30  # a worker with TensorFlow, MTCNN and the model takes 0.7-0.9 GB on CPU
+CONNECT_TIMEOUT_S = 10.0  # for the cluster's port to answer at all
 
 
 class AnalyzerActor:
@@ -74,6 +76,19 @@ def _limit_tensorflow_threads(cpus: float) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def check_reachable(address: str) -> None:
+    """BackendUnavailable at once when nothing answers at `address` (HOST:PORT, or ray://HOST:PORT): Ray itself
+    keeps retrying such an address for many minutes, printing warnings. Other forms ("auto") are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise BackendUnavailable(f"could not join the Ray cluster at {address} (nothing answers at {host}:{port}: "
+                                 f"{exc.strerror or exc}); is `ray start --head` running there, on that port?") from None
+
+
 @contextmanager
 def ray_session(options: AnalyzeOptions) -> Iterator[None]:
     """Joins the cluster at `options.address`, or starts a local Ray instance; disconnects or stops it afterwards.
@@ -83,6 +98,8 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
         return
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ side logs retries as warnings on stderr
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    if options.address:
+        check_reachable(options.address)
     try:
         with quiet_native_stderr():
             if options.address:
@@ -129,22 +146,43 @@ def actor_plan(options: AnalyzeOptions, units: int) -> tuple[int, dict]:
 class RayRunner:
     """Runs a batch's inputs on Ray; `run` calls `on_done` once per input, in input order, like Pipeline.run."""
 
-    def __init__(self, options: AnalyzeOptions, on_frames: Callable[[int], None] | None = None):
-        self.options = options
-        self.on_frames = on_frames
-
-    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None]) -> None:
+    def __init__(self, options: AnalyzeOptions):
         # workers have their own working directory: they are given absolute paths (outputs keep `source`)
-        options = replace(self.options, model=str(Path(self.options.model).absolute()) if self.options.model else None)
-        units = plan_units([replace(item, path=item.path.absolute()) for item in items], options)
-        joiner = Joiner(items, units, on_done, self.on_frames, fps=self.options.fps)
-        with ray_session(options):
-            count, resources = actor_plan(options, len(units))
-            pool = _ActorPool(options, count, resources)
-            try:
-                pool.run(units, joiner)
-            finally:
-                pool.close()
+        self.options = replace(options, model=str(Path(options.model).absolute()) if options.model else None)
+        self._session: ExitStack | None = None
+        self._pool: _ActorPool | None = None
+        self._units: list[WorkUnit] = []
+
+    def start(self, items: Sequence[InputFile]) -> None:
+        """Join or start Ray and wait for a worker to load the detector and model, so that a cluster, detector or
+        model that cannot be used raises (BackendUnavailable, DetectorUnavailable, ModelLoadError) before any work;
+        `run` then analyses the same `items`, and `close` ends the session when `run` is not reached."""
+        self._units = plan_units([replace(item, path=item.path.absolute()) for item in items], self.options)
+        self._session = ExitStack()
+        try:
+            self._session.enter_context(ray_session(self.options))
+            count, resources = actor_plan(self.options, len(self._units))
+            self._pool = _ActorPool(self.options, count, resources)
+            self._session.callback(self._pool.close)
+            self._pool.wait_until_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, items: Sequence[InputFile], on_done: Callable[[InputOutcome], None],
+            on_frames: Callable[[int], None] | None = None) -> None:
+        if self._session is None:
+            self.start(items)
+        try:
+            self._pool.run(self._units, Joiner(items, self._units, on_done, on_frames, fps=self.options.fps))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the workers, and a local Ray instance (or leave the cluster)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
 
 
 class _ActorPool:
@@ -158,10 +196,19 @@ class _ActorPool:
         self._actors = [self._actor_class.remote(options) for _ in range(count)]
         self._starting = {actor.ready.remote(): actor for actor in self._actors}
         self._any_ready = False
+        self._idle: list = []   # actors ready before `run`
+
+    def wait_until_ready(self) -> None:
+        """Until one actor has loaded the detector and model (raising what it met), or none is left to start."""
+        while not self._any_ready and self._starting:
+            ref = self._next_ready(list(self._starting))
+            actor = self._starting.pop(ref)
+            if self._started(ref, actor):
+                self._idle.append(actor)
 
     def run(self, units: Sequence[WorkUnit], joiner: Joiner) -> None:
         pending: deque[WorkUnit] = deque(units)
-        idle: list = []
+        idle: list = self._idle
         running: dict = {}
         tries: dict[int, int] = {}
         while pending or running:

@@ -36,9 +36,9 @@ ACTOR_TITLE = b"ray::AnalyzerActor"
 RAY_ENV = dict(ENV, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fer_batch", "analyze", *args], env=RAY_ENV, capture_output=True,
-                          text=True)
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +194,30 @@ def test_workers_killed_mid_run_are_restarted_and_the_result_is_complete(inputs,
     assert len(restarted) >= 2, f"Ray should have restarted the killed workers: {seen}"
     ray_processes = [pid for pid, titles in seen.items() if any(b"raylet" in t or b"gcs_server" in t for t in titles)]
     assert ray_processes and not any(alive(pid) for pid in ray_processes), "the local Ray instance must be stopped"
+
+
+def test_an_address_where_no_cluster_answers_is_one_sentence(inputs, tmp_path):
+    """Ray itself retried such an address for over ten minutes, printing its native warnings (the timeout only keeps
+    a regression from hanging the suite)."""
+    done = run_cli(*OPTIONS, *RAY_OPTIONS, "--address", f"127.0.0.1:{free_port()}", "--out",
+                   str(tmp_path / "report.html"), str(inputs / "photos"), timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.startswith("fer-batch: could not join the Ray cluster at 127.0.0.1:"), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_run_refused_by_its_workers_leaves_the_earlier_run_s_outputs_and_journal(inputs, local_run, tmp_path):
+    """A model the workers cannot load stops the run before the journal and CSVs are touched, as in a local run
+    (the workers used to load it only after the earlier run's CSVs had been deleted)."""
+    csv_dir = tmp_path / "report_csv"
+    shutil.copytree(local_run, csv_dir)
+
+    def contents() -> dict[Path, bytes]:
+        return {path: path.read_bytes() for path in csv_dir.rglob("*") if path.is_file() and path.name != "lock"}
+
+    before = contents()
+    done = run_cli(*OPTIONS, *RAY_OPTIONS, "--model", str(tmp_path / "missing.keras"), "--out",
+                   str(tmp_path / "report.html"), str(inputs))
+    assert done.returncode == 2 and "missing.keras does not exist" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert contents() == before
