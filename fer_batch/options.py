@@ -66,14 +66,13 @@ class AnalyzeOptions:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "AnalyzeOptions":
-        """The options of the Python API's keyword arguments (a path such as `model` may be a Path); ValueError
-        for an unknown one."""
+        """The options of the Python API's keyword arguments (a path such as `model` may be a Path, a whole number
+        stands for a float, as on the command line); ValueError for an unknown one."""
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
             raise ValueError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{name: os.fspath(value) if isinstance(value, os.PathLike) and "str" in known[name].type else value
-                      for name, value in kwargs.items()})
+        return cls(**{name: _as_declared(value, known[name].type) for name, value in kwargs.items()})
 
     def check_types(self) -> None:
         """ValueError naming the first option whose value is not of its type (the Python API takes any value)."""
@@ -122,8 +121,11 @@ class AnalyzeOptions:
             raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.workers is not None and self.workers < 1:
             raise ValueError("--workers must be at least 1")
-        if self.backend != "ray" and (self.address is not None or self.workers is not None):
-            raise ValueError("--address and --workers need --backend ray")
+        ray_only = {"address": "--address", "workers": "--workers", "segment_s": "--segment-seconds",
+                    "cpus_per_worker": "--cpus-per-worker"}
+        given = [option for name, option in ray_only.items() if getattr(self, name) != _DEFAULTS[name]]
+        if self.backend != "ray" and given:
+            raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --backend ray")
         if self.backend == "ray" and self.annotate_dir:
             raise ValueError("--annotate needs --backend local: annotated copies are drawn where the frames are "
                              "decoded, which with Ray is on the cluster's workers")
@@ -146,3 +148,16 @@ class AnalyzeOptions:
         if duration_s is not None and self.start_s >= duration_s:
             return f"the video is {duration_s:.2f} s long, so --start {as_given(self.start_s)} leaves nothing to analyse"
         return None
+
+
+_DEFAULTS = {f.name: f.default for f in fields(AnalyzeOptions)}
+
+
+def _as_declared(value, declared: str):
+    """A Path as its string for a str option, a whole number as a float for a float option; anything else as given
+    (check_types then refuses what does not fit)."""
+    if isinstance(value, os.PathLike) and "str" in declared:
+        return os.fspath(value)
+    if "float" in declared and isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return value

@@ -32,6 +32,8 @@ def photo(tmp_path_factory, astronaut_bgr) -> Path:
     ({"every_frame": True}, "unknown option"),
     ({"smooth": -1}, "smooth must be 0 or more seconds"),
     ({"smooth": "1"}, "smooth must be 0 or more seconds"),
+    ({"fps": True}, "option fps must be a number"),
+    ({"segment_s": 30}, "--segment-seconds needs --backend ray"),
 ])
 def test_bad_options_are_one_value_error_sentence(photo, tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -56,8 +58,9 @@ def test_an_unusable_report_or_csv_path_is_refused_before_any_work(photo, tmp_pa
 def test_path_options_and_a_generator_of_paths_are_taken(photo, tmp_path):
     """annotate_dir as a Path used to stop the run at the journal (not JSON), after the model had loaded."""
     result = fer_batch.analyze(photo.parent.glob("*.jpg"), csv_dir=tmp_path / "csv", annotate_dir=tmp_path / "ann",
-                               detector="haar", max_side=256)
+                               detector="haar", max_side=256, fps=1)
     assert result.ok and len(result.summary) == 1
     assert (tmp_path / "csv" / "summary.csv").is_file()
     assert list((tmp_path / "ann").rglob("*.jpg"))
     assert result.settings["annotate_dir"] == str(tmp_path / "ann")
+    assert isinstance(result.settings["fps"], float)   # run.json says 1.0, as after `--fps 1` on the command line

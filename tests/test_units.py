@@ -204,7 +204,10 @@ def test_ray_backend_without_ray_and_misused_options_are_one_sentence_each(batch
         "fer-batch: --backend ray needs Ray, which cannot be imported (import of ray halted; None in sys.modules): "
         "pip install 'fer-batch[ray]'"]
     address = cli("--address", "127.0.0.1:6379")
-    assert address.returncode == 2 and address.stderr.strip() == "fer-batch: --address and --workers need --backend ray"
+    assert address.returncode == 2 and address.stderr.strip() == "fer-batch: --address needs --backend ray"
+    ray_only = cli("--segment-seconds", "30", "--cpus-per-worker", "2")
+    assert ray_only.returncode == 2
+    assert ray_only.stderr.strip() == "fer-batch: --segment-seconds and --cpus-per-worker need --backend ray"
     annotate = cli("--backend", "ray", "--annotate", str(tmp_path / "ann"))
     assert annotate.returncode == 2 and "--annotate needs --backend local" in annotate.stderr
     assert not os.path.exists(tmp_path / "ann")
