@@ -135,6 +135,8 @@ class UnitAnalyzer:
                                                              f"{platform.node()} ({type(exc).__name__}: {reason})"))
                          for item in present if item.source not in done]
         outcomes += [InputOutcome(item, error=InputError(item.source, "read", f"no such file on worker "
-                                                         f"{platform.node()}: every node must see the inputs at the same path"))
+                                                         f"{platform.node()} (deleted since the batch started, or not "
+                                                         "there on that node: every node must see the inputs at the "
+                                                         "same path)"))
                      for item in unit.items if item not in present]
         return UnitResult(unit, outcomes, edges)

@@ -211,3 +211,21 @@ def test_ray_backend_without_ray_and_misused_options_are_one_sentence_each(batch
     annotate = cli("--backend", "ray", "--annotate", str(tmp_path / "ann"))
     assert annotate.returncode == 2 and "--annotate needs --backend local" in annotate.stderr
     assert not os.path.exists(tmp_path / "ann")
+
+
+def test_a_file_gone_before_its_unit_runs_is_a_read_error_that_says_why(batch, tmp_path):
+    """On a worker, a file that is not there (deleted mid-batch, or not shared with that node) costs only itself."""
+    from fer_batch.api import build_stages
+    from fer_batch.units import UnitAnalyzer
+
+    gone = tmp_path / "gone.jpg"
+    gone.write_bytes((batch / "face.jpg").read_bytes())
+    options = AnalyzeOptions(detector="haar")
+    inputs, _ = walk_inputs([batch / "face.jpg", gone])
+    units = plan_units(inputs, options)
+    gone.unlink()
+    outcomes = [o for unit in units for o in UnitAnalyzer(options, build_stages(options)).analyze(unit).outcomes]
+    by_name = {Path(o.item.source).name: o for o in outcomes}
+    assert by_name["face.jpg"].error is None and by_name["face.jpg"].results
+    assert by_name["gone.jpg"].error.stage == "read"
+    assert "deleted since the batch started" in by_name["gone.jpg"].error.reason
