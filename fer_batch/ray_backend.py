@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised where Ray is absent
 from fer_batch.joiner import Joiner
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import InputFile
+from fer_batch.state import interrupts_deferred
 from fer_batch.units import UnitAnalyzer, UnitResult, WorkUnit, plan_units
 from fer_batch.native_logs import import_tensorflow, quiet_native_stderr
 
@@ -101,7 +102,8 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
     if options.address:
         check_reachable(options.address)
     try:
-        with quiet_native_stderr():
+        # a Ctrl-C inside Ray's start-up (its CoreWorker half made) crashed the process at exit: it waits for the end
+        with quiet_native_stderr(), interrupts_deferred():
             if options.address:
                 ray.init(address=options.address, **quiet)
             else:
@@ -113,6 +115,9 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
                 "~/.ray/auth_token) in this environment" if options.address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
         raise BackendUnavailable(f"could not start or join {where} "
                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}){hint}") from None
+    except BaseException:   # the Ctrl-C held during start-up: stop what it started now, not at interpreter exit
+        ray.shutdown()
+        raise
     try:
         yield
     finally:

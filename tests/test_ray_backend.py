@@ -221,3 +221,32 @@ def test_a_run_refused_by_its_workers_leaves_the_earlier_run_s_outputs_and_journ
     assert done.returncode == 2 and "missing.keras does not exist" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert contents() == before
+
+
+CTRL_C_IN_RAY_INIT = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal (CI's background job ignores it)
+import ray
+from fer_batch import ray_backend
+from fer_batch.options import AnalyzeOptions
+
+real_init, events = ray.init, []
+def init_hit_by_ctrl_c(*args, **kwargs):
+    signal.raise_signal(signal.SIGINT)   # Ctrl-C while Ray starts (inside it, the process crashed at exit: -11)
+    events.append("init went on")
+    return real_init(*args, **kwargs)
+ray.init = init_hit_by_ctrl_c
+try:
+    with ray_backend.ray_session(AnalyzeOptions(backend="ray")):
+        events.append("session body ran")
+except KeyboardInterrupt:
+    events.append("KeyboardInterrupt")
+print(events, ray.is_initialized())
+"""
+
+
+def test_a_ctrl_c_while_ray_starts_waits_for_it_then_stops_it():
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_RAY_INIT], env=RAY_ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['init went on', 'KeyboardInterrupt'] False"
