@@ -121,20 +121,18 @@ class AnalyzeOptions:
             raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.workers is not None and self.workers < 1:
             raise ValueError("--workers must be at least 1")
-        ray_only = {"address": "--address", "workers": "--workers", "segment_s": "--segment-seconds",
-                    "cpus_per_worker": "--cpus-per-worker"}
-        given = [option for name, option in ray_only.items() if getattr(self, name) != _DEFAULTS[name]]
-        if self.backend != "ray" and given:
-            raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --backend ray")
         if self.backend == "ray" and self.annotate_dir:
             raise ValueError("--annotate needs --backend local: annotated copies are drawn where the frames are "
                              "decoded, which with Ray is on the cluster's workers")
         if not (math.isfinite(self.segment_s) and self.segment_s > 0):
             raise ValueError("--segment-seconds must be positive")
-        if self.workers is not None and self.workers < 1:
-            raise ValueError("--workers must be at least 1")
         if not self.cpus_per_worker > 0:
             raise ValueError("--cpus-per-worker must be positive")
+        ray_only = {"address": "--address", "workers": "--workers", "segment_s": "--segment-seconds",
+                    "cpus_per_worker": "--cpus-per-worker"}
+        given = [option for name, option in ray_only.items() if getattr(self, name) != _DEFAULTS[name]]
+        if self.backend != "ray" and given:
+            raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --backend ray")
 
     def video_window(self) -> TimeWindow | None:
         """The stretch of every video that --start/--end select; None = all of it. The frames before it are read,
