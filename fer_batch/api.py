@@ -220,6 +220,12 @@ def start_stages(options: AnalyzeOptions, todo: Sequence[InputFile]):
     return runner
 
 
+def check_smooth(smooth: float, name: str = "smooth") -> None:
+    """ValueError unless `smooth` is a number of seconds, 0 or more."""
+    if not (isinstance(smooth, numbers.Real) and not isinstance(smooth, bool) and math.isfinite(smooth) and smooth >= 0):
+        raise ValueError(f"{name} must be 0 or more seconds, not {smooth!r}")
+
+
 def check_report_path(out: str | os.PathLike, name: str = "out") -> None:
     """ValueError, before any work, for a report path that could not be written at the end (its folder is made)."""
     out = Path(out)
@@ -258,8 +264,7 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, csv_dir: 
         raise ValueError("analyze needs at least one file or folder")
     if resume and csv_dir is None:
         raise ValueError("resume needs csv_dir: the journal of the interrupted run lives there")
-    if not (isinstance(smooth, numbers.Real) and not isinstance(smooth, bool) and math.isfinite(smooth) and smooth >= 0):
-        raise ValueError(f"smooth must be 0 or more seconds, not {smooth!r}")
+    check_smooth(smooth)
     if csv_dir is not None and Path(csv_dir).exists() and not Path(csv_dir).is_dir():
         raise ValueError(f"csv_dir {os.fspath(csv_dir)} is a file; give a folder for the CSVs")
     check_annotate_dir(paths, opts.annotate_dir)

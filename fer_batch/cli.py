@@ -81,7 +81,7 @@ def _video_time(option: str, text: str) -> float:
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
                  resume: bool = False, dry_run: bool = False) -> int:
-    from fer_batch.api import analyze_into
+    from fer_batch.api import analyze_into, check_smooth
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import ProgressBars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
@@ -91,10 +91,9 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
 
     try:
         options.validate()
+        check_smooth(smooth, "--smooth")
     except ValueError as exc:
         _fail(str(exc))
-    if not (math.isfinite(smooth) and smooth >= 0):
-        _fail("--smooth must be 0 or more seconds")
     try:
         check_annotate_dir(paths, options.annotate_dir)
     except ValueError as exc:

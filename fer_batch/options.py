@@ -82,11 +82,11 @@ class AnalyzeOptions:
             if value is None and "None" in kinds:
                 continue
             if "bool" in kinds:
-                ok, wanted = isinstance(value, (bool, np.bool_)), "True or False"
+                ok, wanted = _is_bool(value), "True or False"
             elif "int" in kinds:
-                ok, wanted = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)), "a whole number"
+                ok, wanted = isinstance(value, numbers.Integral) and not _is_bool(value), "a whole number"
             elif "float" in kinds:
-                ok, wanted = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
+                ok, wanted = isinstance(value, numbers.Real) and not _is_bool(value), "a number"
             else:
                 ok, wanted = isinstance(value, str), "a string"
             if not ok:
@@ -156,6 +156,10 @@ def _as_declared(value, declared: str):
     (check_types then refuses what does not fit)."""
     if isinstance(value, os.PathLike) and "str" in declared:
         return os.fspath(value)
-    if "float" in declared and isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+    if "float" in declared and isinstance(value, numbers.Integral) and not _is_bool(value):
         return float(value)
     return value
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
