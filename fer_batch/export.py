@@ -90,13 +90,17 @@ def safe_component(name: str) -> str:
 
 # '..' in an input path; carries a hash like every renamed component, so no real folder name maps to it
 PARENT_FOLDER = "parent~" + hashlib.sha256(b"..").hexdigest()[:8]
+# the root of an absolute input path, so that `/data/x.mp4` and a relative `data/x.mp4` stay two files
+ROOT_FOLDER = "root~" + hashlib.sha256(b"/").hexdigest()[:8]
 
 
 def safe_relative_path(source: str, suffix: str) -> PurePosixPath:
-    """Mirror an input path as a relative output path: no absolute root, portable names, and '..' renamed like
-    any unsafe name (so `../d/v.mp4` and `d/v.mp4` stay two files)."""
+    """Mirror an input path as a relative output path: portable names, '..' renamed like any unsafe name (so
+    `../d/v.mp4` and `d/v.mp4` stay two files), and an absolute path's root made a folder of its own (so
+    `/d/v.mp4` and `d/v.mp4` stay two files too)."""
     parts = [p for p in re.split(r"[\\/]+", source) if p not in ("", ".")]
-    parts = [PARENT_FOLDER if p == ".." else safe_component(p) for p in parts] or ["_"]
+    parts = [ROOT_FOLDER] * (source[:1] in ("/", "\\")) + [PARENT_FOLDER if p == ".." else safe_component(p)
+                                                             for p in parts] or ["_"]
     parts[-1] = parts[-1] + suffix
     return PurePosixPath(*parts)
 

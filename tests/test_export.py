@@ -68,6 +68,17 @@ def test_a_folder_above_and_one_of_the_same_name_here_get_different_csvs(tmp_pat
     assert per_frame_csv_path(tmp_path, "../d/v.mp4", "video") == tmp_path.resolve() / PARENT_FOLDER / "d" / "v.mp4.csv"
 
 
+def test_an_absolute_path_and_the_same_path_relative_get_different_csvs(tmp_path):
+    """`/data/x.mp4` and `data/x.mp4` (given from another folder) are two files: both CSVs wrote one path."""
+    from fer_batch.export import ROOT_FOLDER
+
+    sources = ["/data/x.mp4", "data/x.mp4", "\\\\server\\data\\x.mp4", "server/data/x.mp4"]
+    assert len({per_frame_csv_path(tmp_path, s, "video") for s in sources}) == len(sources)
+    assert per_frame_csv_path(tmp_path, "/data/x.mp4", "video") == tmp_path.resolve() / ROOT_FOLDER / "data" / "x.mp4.csv"
+    assert per_frame_csv_path(tmp_path, "/", "image") == tmp_path.resolve() / ROOT_FOLDER / "images.csv"
+    assert len({per_frame_csv_path(tmp_path, s, "image") for s in ("/data", "data", "/", ".")}) == 4
+
+
 def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path):
     import resource
     import signal

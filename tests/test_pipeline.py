@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from fer_batch.aggregate import FRAME_COLUMNS, SUMMARY_COLUMNS, TRACK_COLUMNS
+from fer_batch.export import ROOT_FOLDER
 from fer_batch.labels import LABELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,7 +121,7 @@ def test_photos_two_faces_empty_photo_and_broken_file(analysis, batch):
 def test_csvs_written_per_video_and_per_image_folder(analysis, batch):
     result, out = analysis
     csv = out / "csv"
-    rel = str(batch).lstrip("/")
+    rel = Path(ROOT_FOLDER, str(batch).lstrip("/"))   # an absolute input path is mirrored under a root folder
     assert (csv / rel / "videos" / "moving.mp4.csv").is_file()
     assert (csv / rel / "photos" / "images.csv").is_file()
     assert (csv / rel / "photos" / "group" / "images.csv").is_file()

@@ -20,6 +20,7 @@ import cv2
 import pandas as pd
 import pytest
 
+from fer_batch.export import ROOT_FOLDER
 from test_bad_inputs import ENV, face_frames, face_photo, restamp_mp4, write_video
 
 try:
@@ -157,7 +158,7 @@ def test_run_joining_a_cluster_resumes_a_local_run_into_its_csvs(inputs, local_r
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert head.poll() is None, "the run must leave a cluster it joined running"
 
-    rel = str(inputs).lstrip("/")
+    rel = f"{ROOT_FOLDER}/{str(inputs).lstrip('/')}"
     long = got[f"{rel}/long.mp4.csv"]
     assert long["time_s"].min() < 5.0 and long["time_s"].max() >= 10.0  # frames of all three segments
     assert long["face"].ne("").all() and long["track_id"].nunique() == 1  # one track across both boundaries

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from fer_batch.aggregate import ERROR_COLUMNS, FRAME_COLUMNS, SKIPPED_COLUMNS, SUMMARY_COLUMNS, TRACK_COLUMNS
+from fer_batch.export import ROOT_FOLDER
 from fer_batch.options import AnalyzeOptions
 from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import walk_inputs
@@ -216,11 +217,11 @@ def test_photos_between_videos_are_written_once_when_the_batch_leaves_their_fold
     assert [item.path.name for item in items] == ["a.jpg", "b.mp4", "c.jpg", "d.mp4", "e.jpg", "f.mp4", "g.mp4"]
     writer = IncrementalCsvWriter(tmp_path / "csv", fresh=True)
     collector = Collector([], sink=writer.add)
-    images_csv = tmp_path / "csv" / folder.relative_to("/") / "images.csv"
+    images_csv = tmp_path / "csv" / ROOT_FOLDER / folder.relative_to("/") / "images.csv"
     for item in items[:-1]:
         collector.add(fake_outcome(item))
         assert not images_csv.exists()   # the folder's videos do not rewrite its photos' CSV each time
-    assert (tmp_path / "csv" / folder.relative_to("/") / "f.mp4.csv").is_file()
+    assert (tmp_path / "csv" / ROOT_FOLDER / folder.relative_to("/") / "f.mp4.csv").is_file()
     collector.add(fake_outcome(items[-1]))
     assert sorted(set(pd.read_csv(images_csv)["source"])) == [str(folder / n) for n in ("a.jpg", "c.jpg", "e.jpg")]
     written = images_csv.stat().st_ino
