@@ -67,8 +67,12 @@ def faces(tmp_path) -> Path:
     (["--dropout-scale", "2"], "--dropout-scale must be between 0 and 1.5"),
     (["--patience", "-1"], "--patience must be at least 0"),
     (["--label-smoothing", "1"], "--label-smoothing must be at least 0 and below 1"),
+    (["--usage", "Training"], "--usage applies to --format fer2013-csv data only, and no data here are fer2013-csv"),
+    (["--val-usage", "PublicTest"], "--val-usage applies to --format fer2013-csv data only"),
+    (["--min-confidence", "0.5"], "--min-confidence applies to --format expw data only, and no data here are expw"),
 ], ids=["expw-on-folders", "csv-on-folder", "val-format", "val-is-train", "out-h5", "out-is-folder", "out-under-file",
-        "init-from-missing", "dropout-scale", "patience", "label-smoothing"])
+        "init-from-missing", "dropout-scale", "patience", "label-smoothing", "usage-unused", "val-usage-unused",
+        "min-confidence-unused"])
 def test_train_refuses_a_wrong_path_or_format_before_any_work(faces, change, message, capsys):
     from training.train import main
 
@@ -151,6 +155,18 @@ def test_evaluate_refuses_outputs_it_cannot_write_before_loading_anything(faces,
         with pytest.raises(SystemExit):
             main([*base, "--out-dir", str(faces / "r"), *extra])
         assert message in _one_line_error(capsys)
+
+
+def test_evaluate_refuses_an_option_its_data_format_ignores(faces, capsys):
+    from training.evaluate import main
+
+    base = ["--model", str(faces / "missing.keras"), "--data", str(faces / "val"), "--out-dir", str(faces / "r")]
+    for extra, message in ((["--usage", "PrivateTest"], "--usage applies to --format fer2013-csv data only"),
+                           (["--min-confidence", "0.9"], "--min-confidence applies to --format expw data only")):
+        with pytest.raises(SystemExit) as stopped:
+            main([*base, *extra])
+        assert stopped.value.code == 2 and message in _one_line_error(capsys)
+    assert not (faces / "r").exists()
 
 
 @shipped_model_missing
@@ -290,6 +306,23 @@ def test_expw_crops_counts_missing_photos_and_cuts_the_others(expw_scenes, tmp_p
     assert len(list((tmp_path / "crops").rglob("*.png"))) == len(NAMES) - 2
     shutil.rmtree(root / "image")
     assert "none of the photos" in _refused(main, ["--data", str(root), "--out", str(tmp_path / "none")], capsys)
+
+
+def test_expw_crops_keeps_every_face_when_two_would_share_a_file_name(expw_scenes, tmp_path):  # noqa: F811
+    """A face id listed twice for one photo, and photos of one stem (x.jpg, x.png): one crop file each, none lost."""
+    from training.expw_crops import main
+
+    root = tmp_path / "expw"
+    shutil.copytree(expw_scenes, root)
+    first = (root / "label.lst").read_text().splitlines()[0]
+    shutil.copy(root / "image" / f"{NAMES[0]}.jpg", root / "image" / f"{NAMES[0]}.png")
+    with open(root / "label.lst", "a") as fh:
+        fh.write(first + "\n" + first.replace(".jpg", ".png", 1) + "\n")
+    assert main(["--data", str(root), "--out", str(tmp_path / "crops"), "--folds", "1"]) == 0
+    label_folder = tmp_path / "crops" / "fold0" / LABELS[0]
+    assert sorted(p.name for p in label_folder.glob(f"{NAMES[0]}#*")) == [
+        f"{NAMES[0]}#0.png", f"{NAMES[0]}#0~2.png", f"{NAMES[0]}#0~3.png"]
+    assert len(list((tmp_path / "crops").rglob("*.png"))) == len(NAMES) + 2
 
 
 # --- refit_tail.py -----------------------------------------------------------------------------------------------

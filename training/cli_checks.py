@@ -3,6 +3,7 @@ traceback after minutes of loading or training."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 FORMAT_READS = ("folders: a folder of class folders; fer2013-csv: a CSV file; "
@@ -45,6 +46,14 @@ def folder_problem(option: str, folder: str | Path, given: str | Path | None = N
         return f"{option} {given} cannot be made: {ancestor} is a file, not a folder"
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{option} {given} cannot be written: {ancestor} is not writable"
+    return None
+
+
+def unused_option_problem(option: str, given: bool, reads: str, formats: Iterable[str]) -> str | None:
+    """Why `option`, which only data of format `reads` use, would be ignored (given, with none of `formats` being
+    `reads`), or None."""
+    if given and reads not in set(formats):
+        return f"{option} applies to --format {reads} data only, and no data here are {reads}, so it would be ignored"
     return None
 
 

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from fer_batch.classify import RUNTIMES  # noqa: E402
 from fer_batch.labels import LABELS, NUM_CLASSES  # noqa: E402
-from training.cli_checks import data_problem, folder_problem, load_problem  # noqa: E402
+from training.cli_checks import data_problem, folder_problem, load_problem, unused_option_problem  # noqa: E402
 from training.datasets import FORMATS, load_faces  # noqa: E402
 
 PROB_COLUMNS = [f"p_{label}" for label in LABELS]   # the per-face CSVs' probabilities, read by calibration.py
@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
     problem = (data_problem("--data", args.data, args.format) or folder_problem("--out-dir", args.out_dir)
+               or unused_option_problem("--usage", args.usage is not None, "fer2013-csv", [args.format])
+               or unused_option_problem("--min-confidence", args.min_confidence != 0, "expw", [args.format])
                or (args.faces_csv and (Path(args.faces_csv).is_dir() and f"--faces-csv {args.faces_csv} is a folder"
                                        or folder_problem("--faces-csv", Path(args.faces_csv).parent, args.faces_csv))))
     if problem:

@@ -34,6 +34,18 @@ def photo_fold(name: str, folds: int) -> int:
     return zlib.crc32(name.encode("utf-8")) % folds
 
 
+def crop_path(folder: Path, photo: str, face_id: int, written: set[Path]) -> Path:
+    """`<photo stem>#<face id>.png` in `folder`, with `~2`, `~3` ... added when an earlier face of this run took
+    that name (a face id repeated in label.lst, or photos of one stem: a.jpg and a.png); adds it to `written`."""
+    path = folder / f"{Path(photo).stem}#{face_id}.png"
+    repeat = 1
+    while path in written:
+        repeat += 1
+        path = folder / f"{Path(photo).stem}#{face_id}~{repeat}.png"
+    written.add(path)
+    return path
+
+
 def photo_kept(name: str, fraction: float, seed: int) -> bool:
     """Whether a photo is in the seeded share `fraction` of photos; the shares of one seed nest."""
     return zlib.crc32(f"{seed}:{name}".encode("utf-8")) % 100_000 < round(fraction * 100_000)
@@ -86,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             by_image[name].append((face_id, box, label))
     counts: Counter = Counter()
     missing = []
+    written: set[Path] = set()
     for name in sorted(by_image):
         image = read_photo(args.data / "image" / name)
         if image is None:
@@ -104,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         for (face_id, _, label), crop, match in zip(by_image[name], crops, matches):
             folder = args.out / f"fold{fold}" / LABELS[label]
             folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f"{Path(name).stem}#{face_id}.png"), crop)
+            cv2.imwrite(str(crop_path(folder, name, face_id, written)), crop)
             counts[(fold, "detected" if match is not None else "labelled box")] += 1
     cache.save()
     warn_missing_photos(args.data / "image", missing)

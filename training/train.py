@@ -19,7 +19,8 @@ from fer_batch.native_logs import import_tensorflow  # noqa: E402
 
 import_tensorflow()  # first, so that the CUDA probe's start-up lines on a CPU machine stay off the terminal
 
-from training.cli_checks import data_problem, folder_problem, load_keras_model, load_problem, model_out_problem  # noqa: E402
+from training.cli_checks import (data_problem, folder_problem, load_keras_model, load_problem,  # noqa: E402
+                                  model_out_problem, unused_option_problem)
 from training.datasets import FORMATS, load_dataset  # noqa: E402
 from training.models import ARCHITECTURES, DEFAULT_ARCH  # noqa: E402
 
@@ -100,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     + ("" if usage or fmt != "fer2013-csv" else " (no --usage: every row of the file)")
                     + ": validation faces must not be training faces; give another split (FER2013: --val-data its "
                     "PublicTest folder, or --usage Training --val-usage PublicTest on fer2013.csv)")
+    problem = (unused_option_problem("--usage", args.usage is not None, "fer2013-csv", [args.format])
+               or unused_option_problem("--val-usage", args.val_usage is not None, "fer2013-csv", [val_format])
+               or unused_option_problem("--min-confidence", args.min_confidence != 0, "expw",
+                                        [fmt for _, _, fmt, _ in sets]))
+    if problem:
+        p.error(problem)
     problem = model_out_problem("--out", args.out) or (
         args.checkpoint_dir and folder_problem("--checkpoint-dir", args.checkpoint_dir))
     if problem:
