@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ from fer_batch.pipeline import InputOutcome
 from fer_batch.sources import InputFile
 from fer_batch.state import interrupts_deferred
 from fer_batch.units import UnitAnalyzer, UnitResult, WorkUnit, plan_units
-from fer_batch.native_logs import import_tensorflow, quiet_native_stderr
+from fer_batch.native_logs import import_tensorflow, is_start_up_noise, native_stderr_lines, write_back
 
 ACTOR_RESTARTS = 4        # Ray restarts an actor whose process died this many times (reloading its model)...
 TASK_RETRIES = 2          # ...and runs the unit it was analysing again this many times
@@ -78,16 +79,70 @@ def _limit_tensorflow_threads(cpus: float) -> None:
 
 
 def check_reachable(address: str) -> None:
-    """BackendUnavailable at once when nothing answers at `address` (HOST:PORT, or ray://HOST:PORT): Ray itself
-    keeps retrying such an address for many minutes, printing warnings. Other forms ("auto") are left to Ray."""
+    """BackendUnavailable at once when nothing answers at `address` (HOST:PORT, or ray://HOST:PORT), or something
+    that is not a Ray cluster (its GCS and Ray Client servers speak gRPC): Ray itself keeps retrying such an address
+    for many minutes, printing warnings. Other forms ("auto") are left to Ray, and so is the answer of a cluster
+    that uses TLS (RAY_USE_TLS)."""
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if not sep or not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S)
     except OSError as exc:
         raise BackendUnavailable(f"could not join the Ray cluster at {address} (nothing answers at {host}:{port}: "
                                  f"{exc.strerror or exc}); is `ray start --head` running there, on that port?") from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+            answer = _http2_answer(connection)
+            if answer is not None:
+                raise BackendUnavailable(f"could not join the Ray cluster at {address} (what answers at {host}:{port} "
+                                         f"is not a Ray cluster: {answer}); is that the port of `ray start --head`?")
+
+
+# an HTTP/2 client's first bytes: the connection preface, then an empty SETTINGS frame
+HTTP2_GREETING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
+
+
+def _http2_answer(connection: socket.socket) -> str | None:
+    """None when the server on `connection` answers an HTTP/2 greeting with the SETTINGS frame every HTTP/2 (so
+    gRPC) server sends first; otherwise what it did instead."""
+    try:
+        connection.sendall(HTTP2_GREETING)
+        reply = b""
+        while len(reply) < 9:
+            chunk = connection.recv(9 - len(reply))
+            if not chunk:
+                return "it closed the connection" if not reply else f"it answered {reply[:20]!r}"
+            reply += chunk
+    except socket.timeout:
+        return f"it sent nothing within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"the connection failed: {exc.strerror or exc}"
+    if reply[3] == HTTP2_SETTINGS and reply[5:9] == bytes(4):
+        return None
+    return f"it answered {reply!r}, not in HTTP/2 as Ray's gRPC servers do"
+
+
+# Ray's native warnings while it retries a cluster that does not let it in: the one sentence of start_failure says it
+RAY_CONNECT_RETRY = re.compile(r"gcs_client\.cc.*Failed to get cluster ID|rpc_client\.h.*Failed to connect to")
+RAY_TOKEN_REFUSED = re.compile(r"Unauthenticated|InvalidAuthToken")
+
+
+def start_failure(address: str | None, exc: BaseException, refused_token: bool) -> str:
+    """The sentence for a Ray start-up or join that failed with `exc` (`refused_token`: the cluster said this
+    process's authentication token is missing or wrong)."""
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if refused_token:
+        hint = ("; the cluster refused this process's authentication token: give it the token of the cluster "
+                "(RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, or ~/.ray/auth_token) as in the environment of its `ray start`")
+    elif address and os.environ.get("RAY_AUTH_MODE") != "token":
+        hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+                "~/.ray/auth_token) in this environment")
+    else:
+        hint = ""
+    return f"could not start or join {where} ({reason}){hint}"
 
 
 @contextmanager
@@ -101,23 +156,24 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     if options.address:
         check_reachable(options.address)
+    lines: list[str] = []
     try:
         # a Ctrl-C inside Ray's start-up (its CoreWorker half made) crashed the process at exit: it waits for the end
-        with quiet_native_stderr(), interrupts_deferred():
+        with native_stderr_lines() as lines, interrupts_deferred():
             if options.address:
                 ray.init(address=options.address, **quiet)
             else:
                 ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
-        hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
-                "~/.ray/auth_token) in this environment" if options.address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
-        raise BackendUnavailable(f"could not start or join {where} "
-                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}){hint}") from None
+        refused_token = any(RAY_TOKEN_REFUSED.search(line) for line in lines)
+        write_back([line for line in lines if not is_start_up_noise(line) and not RAY_CONNECT_RETRY.search(line)])
+        raise BackendUnavailable(start_failure(options.address, exc, refused_token)) from None
     except BaseException:   # the Ctrl-C held during start-up: stop what it started now, not at interpreter exit
+        write_back([line for line in lines if not is_start_up_noise(line)])
         ray.shutdown()
         raise
+    write_back([line for line in lines if not is_start_up_noise(line)])
     try:
         yield
     finally:

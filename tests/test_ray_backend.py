@@ -207,6 +207,39 @@ def test_an_address_where_no_cluster_answers_is_one_sentence(inputs, tmp_path):
     assert done.stderr.count("\n") == 1, done.stderr
 
 
+def test_an_address_where_a_web_server_answers_is_one_sentence(inputs, tmp_path):
+    """Something other than Ray at the address (here a web server): Ray retried it for over ten minutes too."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        done = run_cli(*OPTIONS, *RAY_OPTIONS, "--address", address, "--out", str(tmp_path / "report.html"),
+                       str(inputs / "photos"), timeout=600)
+    finally:
+        server.shutdown()
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"fer-batch: could not join the Ray cluster at {address} (what answers at "
+                                  f"{address} is not a Ray cluster: it answered b'"), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_cluster_that_refuses_the_token_is_one_sentence_without_ray_s_retries(inputs, cluster, tmp_path):
+    """Ray printed a native warning a second while it retried with the wrong token, then gave up."""
+    head, address = cluster
+    wrong = dict(RAY_ENV, RAY_AUTH_TOKEN=secrets.token_hex(32))
+    done = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", *OPTIONS, *RAY_OPTIONS, "--address", address,
+                           "--csv-dir", str(tmp_path / "csv"), str(inputs / "photos")],
+                          env=wrong, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"fer-batch: could not start or join the Ray cluster at {address} ("), done.stderr
+    assert "the cluster refused this process's authentication token" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert head.poll() is None
+
+
 def test_a_run_refused_by_its_workers_leaves_the_earlier_run_s_outputs_and_journal(inputs, local_run, tmp_path):
     """A model the workers cannot load stops the run before the journal and CSVs are touched, as in a local run
     (the workers used to load it only after the earlier run's CSVs had been deleted)."""
