@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fer_batch.aggregate import smooth_probabilities
-from fer_batch.export import atomic_write_bytes
+from fer_batch.export import SURROGATE, atomic_write_bytes, printable, utf8
 from fer_batch.labels import LABELS
 
 EXPRESSION_COLORS: dict[str, str] = {
@@ -53,12 +53,13 @@ def escape(value: object) -> str:
 
 
 def script_json(value: Any) -> str:
-    """JSON that is safe inside a <script> element: no `<`, `>`, `&` or line separators appear raw."""
+    """JSON that is safe inside a <script> element: no `<`, `>`, `&`, line separators or surrogates appear raw."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(raw, escaped)
-    return text
+    # a file name's bytes that are not UTF-8: the JSON string holds `printable`'s text (a backslash escaped)
+    return SURROGATE.sub(lambda match: printable(match.group()).replace("\\", "\\\\"), text)
 
 
 def chart_text(value: object, max_chars: int | None = None) -> str:
@@ -252,14 +253,26 @@ def _with_gaps(times: np.ndarray, probs: np.ndarray, step: float | None) -> tupl
     return np.insert(times, breaks, middles), np.insert(probs, breaks, gap_rows, axis=0)
 
 
+def _points_without_line(probs: np.ndarray) -> np.ndarray:
+    """Which rows of a gapped timeline no line would show: seen rows with a gap (or the end) on both sides, and
+    every row of a track seen fewer than 3 times."""
+    seen = ~np.isnan(probs[:, 0])
+    if seen.sum() < 3:
+        return seen
+    before = np.concatenate([[False], seen[:-1]])
+    after = np.concatenate([seen[1:], [False]])
+    return seen & ~before & ~after
+
+
 def timeline_figure(times: np.ndarray, probs: np.ndarray, step: float | None) -> dict[str, Any]:
     """One track's probabilities (n, 7) over sorted video times (n,), one line per expression,
     broken where the track was lost for more than 1.5 sampling steps."""
     times, probs = _with_gaps(times, probs, step)
     x = _floats(times)
+    marker_sizes = [6 if shown else 0 for shown in _points_without_line(probs)]
     traces = [{
-        "type": "scatter", "mode": "lines+markers" if len(x) < 3 else "lines", "name": label, "x": x,
-        "y": _floats(probs[:, i]), "line": {"color": EXPRESSION_COLORS[label], "width": 2},
+        "type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": _floats(probs[:, i]),
+        "line": {"color": EXPRESSION_COLORS[label], "width": 2}, "marker": {"size": marker_sizes},
         "connectgaps": False, "hovertemplate": label + ": %{y:.2f}<extra></extra>",
     } for i, label in enumerate(LABELS)]
     return {"data": traces, "layout": _layout(
@@ -283,7 +296,8 @@ def faces_figure(face_rows: pd.DataFrame) -> dict[str, Any]:
             yaxis=_axis("probability", range=[0, 1], fixedrange=True))}
     return {"data": [{
         "type": "heatmap", "x": list(LABELS), "y": names, "z": [_floats(p) for p in probs],
-        "zmin": 0, "zmax": 1, "colorscale": "Blues", "hovertemplate": "%{y} · %{x}: %{z:.2f}<extra></extra>",
+        "zmin": 0, "zmax": 1, "colorscale": "Blues", "reversescale": True,   # plotly.js's Blues runs dark to light
+        "hovertemplate": "%{y} · %{x}: %{z:.2f}<extra></extra>",
     }], "layout": _layout(max(240, 60 + 22 * len(names)), xaxis=_axis(fixedrange=True, side="top"),
                           yaxis=_axis(autorange="reversed", fixedrange=True))}
 
@@ -529,8 +543,16 @@ def _settings_section(settings: Mapping[str, object] | None) -> str:
             '<p class="empty">The same settings are in run.json beside the CSVs.</p></section>')
 
 
-def _stretch_chosen(settings: Mapping[str, object] | None) -> bool:
-    return bool(settings) and (bool(settings.get("start_s")) or settings.get("end_s") is not None)
+def _duration_note(settings: Mapping[str, object] | None) -> str:
+    """What the summed video durations (whole videos) do not tell: the options that analysed less of each."""
+    if not settings:
+        return ""
+    limits = []
+    if settings.get("start_s") or settings.get("end_s") is not None:
+        limits.append("--start/--end chose a stretch of each")
+    if settings.get("max_frames") is not None:
+        limits.append(f"--max-frames analysed at most {settings['max_frames']} frames of each")
+    return f" (whole videos; {'; '.join(limits)})" if limits else ""
 
 
 def _counted(count: int, noun: str) -> str:
@@ -544,8 +566,7 @@ def _headline(summary: pd.DataFrame, errors: pd.DataFrame, skipped: pd.DataFrame
     duration = pd.to_numeric(summary.get("duration_s", pd.Series(dtype=float)), errors="coerce").sum()
     facts = [f"{_counted(len(summary), 'input')} analysed ({_counted(int(kinds.get('video', 0)), 'video')}, "
              f"{_counted(int(kinds.get('image', 0)), 'photo')})",
-             f"{duration:,.1f} s of video" + (" (whole videos; --start/--end chose a stretch of each)"
-                                              if _stretch_chosen(settings) else ""),
+             f"{duration:,.1f} s of video" + _duration_note(settings),
              _counted(int(total_faces), "face"),
              f'<a href="#problems">{len(errors):,} failed, {len(skipped):,} skipped</a>']
     if smooth_s > 0:
@@ -577,7 +598,7 @@ thead th{position:sticky;top:0;background:#f0f2f5;z-index:1}
 th button{all:unset;cursor:pointer;font-weight:600}
 th[aria-sort=ascending] button::after{content:" ▲"}th[aria-sort=descending] button::after{content:" ▼"}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.src{word-break:break-all}
+td.src{word-break:break-all;white-space:pre-wrap}
 .chip{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap;text-shadow:0 0 2px rgba(0,0,0,.35)}
 .chip.none{background:#e4e6ea;color:#4a5260;text-shadow:none}
 details.input{background:#fff;border:1px solid var(--line);border-radius:8px;margin-bottom:6px}
@@ -585,7 +606,7 @@ details.input>summary{cursor:pointer;padding:8px 12px;display:flex;gap:10px;alig
 details.input[open]>summary{border-bottom:1px solid var(--line)}
 summary .num{color:var(--muted);min-width:2.5em;text-align:right}
 summary .kind{color:var(--muted);font-size:12px;min-width:3.5em}
-summary .name{flex:1;word-break:break-all;font-weight:600}
+summary .name{flex:1;word-break:break-all;white-space:pre-wrap;font-weight:600}
 .body{padding:4px 14px 12px}
 .stats{color:var(--muted)}
 .cards{display:flex;flex-wrap:wrap;gap:8px}
@@ -674,6 +695,15 @@ SCRIPT = """
     var section = match && document.getElementById("input-" + match[1]);
     if (section) { section.open = true; section.scrollIntoView(); }
   }
+  function goTo(hash) {  // a hash already in the address bar fires no hashchange: open its section here
+    if (location.hash === hash) { openFromHash(); } else { location.hash = hash; }
+  }
+  function wireLinks() {
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("a[href^='#input-']");
+      if (link && link.getAttribute("href") === location.hash) { event.preventDefault(); openFromHash(); }
+    });
+  }
 
   function sharesPage(figure, page) {
     var start = page * SHARE_PAGE_SIZE, end = start + SHARE_PAGE_SIZE;
@@ -698,7 +728,7 @@ SCRIPT = """
         if (shares) {
           div.on("plotly_click", function (event) {
             var point = event.points && event.points[0];
-            if (point && point.customdata) { location.hash = "#input-" + point.customdata[0]; }
+            if (point && point.customdata) { goTo("#input-" + point.customdata[0]); }
           });
           if (pager) { pager.addEventListener("change", function () { draw(div, page()); }); }
         }
@@ -768,6 +798,7 @@ SCRIPT = """
   });
   timed("sections", wireSections);
   window.addEventListener("hashchange", openFromHash);
+  timed("links", wireLinks);
   timed("overview", drawOverview);
   timed("table", wireTable);
   openFromHash();
@@ -860,5 +891,5 @@ def write_report(path: str | os.PathLike, frames: pd.DataFrame, summary: pd.Data
     page = render_report(frames, summary, errors, skipped, thumbnails, smooth_s=smooth_s, title=title,
                          settings=settings, by_second=by_second)
     target = Path(path)
-    atomic_write_bytes(target, page.encode("utf-8"))
+    atomic_write_bytes(target, utf8(page))
     return target

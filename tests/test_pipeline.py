@@ -258,6 +258,9 @@ def test_run_json_and_the_report_say_what_made_the_results(analysis, tmp_path):
     stretch = render_report(result.frames, result.summary, result.errors, result.skipped, {},
                             settings={**settings, "start_s": 1.0})
     assert "--start/--end chose a stretch" in stretch and "--start/--end chose a stretch" not in page
+    capped = render_report(result.frames, result.summary, result.errors, result.skipped, {},
+                           settings={**settings, "max_frames": 12})
+    assert "(whole videos; --max-frames analysed at most 12 frames of each)" in capped and "--max-frames" not in page
     copy = tmp_path / "other.keras"
     copy.write_bytes(SHIPPED_MODEL.read_bytes()[:-1] + b"x")
     from fer_batch.provenance import model_identity

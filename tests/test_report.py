@@ -436,3 +436,68 @@ def test_headline_counts_read_as_english() -> None:
     two = pd.concat([one, one.assign(kind="video", faces=2, duration_s=3.0)])
     assert "2 inputs analysed (1 video, 1 photo)" in _headline(two, empty, empty, 0.0)
     assert "· 3 faces ·" in _headline(two, empty, empty, 0.0)
+
+
+def _small_report(tmp_path: Path, rows: list[dict], kinds: dict[str, tuple[str, float | None]]) -> Path:
+    frames = normalise_frame_types(pd.DataFrame(rows))
+    summary = summary_dataframe([summarise(source, kind, frames[frames["source"] == source], duration)
+                                 for source, (kind, duration) in kinds.items()])
+    return write_report(tmp_path / "report.html", frames=frames, summary=summary, thumbnails={},
+                        errors=pd.DataFrame(columns=["input", "stage", "reason"]),
+                        skipped=pd.DataFrame(columns=["path", "reason"]))
+
+
+def test_links_reopen_a_closed_section_and_lone_points_and_double_spaces_show(tmp_path: Path, browser) -> None:
+    """A second click on a link to the section in the address bar did nothing (no hashchange); a point seen once
+    between two gaps was drawn nowhere (a line needs two); two names differing in a double space read the same."""
+    rng = np.random.default_rng(3)
+    blink, names = "clips/blink.mp4", ["photos/two  spaces.jpg", "photos/two spaces.jpg"]
+    rows = _video_rows(rng, blink, 9.0, 1.0, {1: (5, [(0.0, 2.0), (4.0, 4.0), (6.0, 8.0)])}, no_face_at=set())
+    rows += [_face_row(name, 0, None, 0, None, _probabilities(rng, 3, 1)[0]) for name in names]
+    browser.open(_small_report(tmp_path, rows, {blink: ("video", 9.0), **{name: ("image", None) for name in names}}))
+    assert browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig")) == 2
+    section, link = "document.getElementById('input-0')", "document.querySelector('#files-table a[href=\"#input-0\"]')"
+    shares = "document.querySelector('#overview [data-fig=shares]')"
+    for click in (f"{link}.click()", f"{link}.click()", f"{shares}.emit('plotly_click', {{points: [{{customdata: [0]}}]}})"):
+        browser.evaluate(f"{section}.open = false; {click}; 0")
+        assert browser.evaluate(f"{section}.open") is True, click
+
+    browser.evaluate(WAIT_FOR_SECTIONS)
+    browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#input-0 .fig"))
+    timeline = "document.querySelector('#input-0 .fig[data-fig^=track-]')"
+    assert browser.evaluate(f"{timeline}.data[0].x") == [0, 1, 2, 3, 4, 5, 6, 7, 8]   # gaps at 3 and 5
+    radii = browser.evaluate(f"Array.from({timeline}.querySelectorAll('.scatterlayer .trace:first-child .points path'),"
+                             " p => /^M([\\d.]+),/.exec(p.getAttribute('d'))[1])")
+    assert [float(r) > 0 for r in radii] == [False, False, False, True, False, False, False]   # only t = 4 s
+
+    widths = browser.evaluate("Array.from(document.querySelectorAll('td.src a'), a => [a.textContent, "
+                              "a.getBoundingClientRect().width])")
+    assert dict(widths)[names[0]] > dict(widths)[names[1]]
+    assert browser.evaluate("Array.from(document.querySelectorAll('summary .name'), s => getComputedStyle(s)"
+                            ".whiteSpace)") == ["pre-wrap"] * 3
+    browser.settle()
+    assert browser.console_errors == []
+
+
+def test_a_crowd_s_heatmap_draws_high_probabilities_dark(tmp_path: Path, browser) -> None:
+    """plotly.js's "Blues" runs from dark at 0 to light grey at 1: the top expression of each face looked empty."""
+    rng = np.random.default_rng(3)
+    crowd = "photos/crowd.jpg"
+    rows = [_face_row(crowd, 0, None, face, None, p) for face, p in enumerate(_probabilities(rng, 3, 12))]
+    browser.open(_small_report(tmp_path, rows, {crowd: ("image", None)}).resolve().as_uri() + "#input-0")
+    browser.evaluate(WAIT_FOR_SECTIONS)
+    browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#input-0 .fig"))
+    gradient = browser.evaluate("""(function () {
+      var id = /url\\("?#([^")]+)"?\\)/.exec(document.querySelector('#input-0 .colorbar .cbfill').style.fill)[1];
+      var g = document.getElementById(id);
+      return {y1: g.getAttribute('y1'), y2: g.getAttribute('y2'),
+              stops: Array.from(g.querySelectorAll('stop'), s => [parseFloat(s.getAttribute('offset')),
+                                                                   s.getAttribute('stop-color')])};
+    })()""")
+    assert (gradient["y1"], gradient["y2"]) == ("1", "0")   # offset 0 at the colour bar's foot, where z = 0
+
+    def brightness(colour: str) -> float:
+        return sum(float(v) for v in re.findall(r"[\d.]+", colour)[:3])
+
+    stops = sorted(gradient["stops"])
+    assert brightness(stops[-1][1]) < brightness(stops[0][1]) - 200   # z = 1 darker than z = 0
