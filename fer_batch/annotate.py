@@ -8,6 +8,7 @@ import numpy as np
 
 from fer_batch.export import atomic_write_bytes, output_path_inside, safe_relative_path
 from fer_batch.labels import LABELS
+from fer_batch.opencv_files import video_capture
 from fer_batch.sources import ANNOTATED_MARKER, InputFile
 from fer_batch.types import Faces, Frame
 
@@ -114,7 +115,10 @@ class Annotator:
         writer.write(image)
 
     def _playback_fps(self, item: InputFile) -> float:
-        capture = cv2.VideoCapture(str(item.path))
+        try:
+            capture = video_capture(item.path)
+        except OSError:
+            return self.fps or FALLBACK_FPS
         native = capture.get(cv2.CAP_PROP_FPS)
         capture.release()
         if not (native and 0 < native < 1000):

@@ -52,8 +52,29 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each byte of a file name that is not UTF-8 (kept by os.fsdecode as a surrogate escape) written
+    as `\\xNN`, so that it can be stored as UTF-8: `caf\\xe9.jpg` for the Latin-1 name `café.jpg`."""
+    def escaped(match: re.Match) -> str:
+        code = ord(match.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return SURROGATE.sub(escaped, text)
+
+
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8, a file name's bytes that are not UTF-8 written as `printable` writes them."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return printable(text).encode("utf-8")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, utf8(text))
 
 
 def neutralise_formula(value: object) -> object:

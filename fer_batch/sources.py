@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from fer_batch.native_logs import native_stderr_lines, write_back
+from fer_batch.opencv_files import imread, video_capture
 from fer_batch.types import Frame, SkippedFile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"})
@@ -168,7 +169,7 @@ def read_image(path: Path) -> np.ndarray:
         raise InputFailure("decode", f"image could not be decoded ({_one_line(exc)})") from None
     if array is None:  # formats PIL does not know but OpenCV might
         try:
-            array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            array = imread(path, cv2.IMREAD_COLOR)
         except cv2.error:
             array = None
         if array is None:
@@ -255,8 +256,12 @@ class VideoInfo:
 
 def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     check_readable(path)
-    with native_stderr_lines() as ffmpeg_says:
-        cap = cv2.VideoCapture(str(path))
+    try:
+        with native_stderr_lines() as ffmpeg_says:
+            cap = video_capture(path)
+    except OSError as exc:   # the link that opens a file whose name is not UTF-8
+        raise InputFailure("read", f"OpenCV cannot open this file by its name, which is not UTF-8, and a link to it "
+                                   f"could not be made ({exc.strerror or exc})") from None
     # fd 2 is the process's: other threads' lines (a progress bar) may have landed there too, and go back out
     ffmpeg_lines = [line for line in ffmpeg_says if _FFMPEG_PREFIX.match(line)]
     write_back([line for line in ffmpeg_says if not _FFMPEG_PREFIX.match(line)])

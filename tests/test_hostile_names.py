@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,37 @@ def test_model_with_a_lambda_layer_is_refused_in_one_line(tmp_path, astronaut_bg
     assert len(ours) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "Lambda" in ours[0] and str(model) in ours[0]
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "r_csv" / "summary.csv").exists()
+
+
+def test_file_names_that_are_not_utf8_are_analysed_and_written_as_escapes(tmp_path, astronaut_bgr, browser):
+    """A Latin-1 name (café as bytes 63 61 66 e9) stopped the whole run when the CSVs were written, losing every
+    result; its byte is now written `\\xe9` in the CSVs and the report, and the file is analysed like any other."""
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    photo, video = os.fsdecode(b"caf\xe9.jpg"), os.fsdecode(b"r\xe9union.mp4")
+    assert cv2.imwrite(str(folder / "ok.jpg"), face_photo(astronaut_bgr))
+    ok, encoded = cv2.imencode(".jpg", face_photo(astronaut_bgr, 180))
+    (folder / photo).write_bytes(encoded.tobytes())
+    write_video(tmp_path / "plain.mp4", face_frames(astronaut_bgr, 4))
+    (tmp_path / "plain.mp4").rename(folder / video)
+    out = tmp_path / "out"
+    done = run_cli("--quiet", "--csv-dir", str(out / "csv"), "--out", str(out / "report.html"), str(folder))
+    assert done.returncode == 0, done.stderr
+    summary = (out / "csv" / "summary.csv").read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(summary)))
+    assert sorted(row["source"] for row in rows) == sorted(f"{folder}/{name}" for name in
+                                                           ("caf\\xe9.jpg", "ok.jpg", "r\\xe9union.mp4"))
+    assert all(int(row["faces"]) >= 1 for row in rows)
+    per_frame = [p for p in (out / "csv").rglob("*.csv") if p.name.endswith(".mp4.csv") or p.name == "images.csv"]
+    assert len(per_frame) == 2 and all(p.name.isascii() for p in per_frame)   # the video's CSV name made portable
+    for path in per_frame:
+        path.read_bytes().decode("utf-8")
+    browser.open(out / "report.html")
+    browser.evaluate(WAIT_FOR_PLOTS % json.dumps("#overview .fig"))
+    shown = browser.evaluate("Array.from(document.querySelectorAll('summary .name'), s => s.textContent)")
+    assert sorted(shown) == sorted(row["source"] for row in rows)
+    ticks = browser.evaluate("Array.from(document.querySelectorAll('#overview [data-fig=shares] .ytick text'),"
+                             " t => t.textContent)")
+    assert any("caf\\xe9.jpg" in tick for tick in ticks), ticks
+    browser.settle()
+    assert browser.console_errors == []

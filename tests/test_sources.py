@@ -1,4 +1,6 @@
 import os
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -239,3 +241,39 @@ def test_a_file_given_under_several_spellings_is_one_input_and_links_to_it_stay_
     inputs, skipped = walk_inputs(given)
     assert [i.source for i in inputs] == ["study/a/x.jpg", "study/a/y.jpg"]   # the first spelling is kept
     assert skipped == []
+
+
+def test_opencv_reads_files_whose_names_are_not_utf8(tmp_path):
+    """cv2.imread and cv2.VideoCapture crashed the process (SIGSEGV) on such a name: one file ended the batch."""
+    from fer_batch.opencv_files import imread, opencv_can_take, video_capture
+    from fer_batch.sources import open_video
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, :30] = (0, 0, 255)
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    ok, encoded = cv2.imencode(".png", image)
+    photo.write_bytes(encoded.tobytes())
+    assert not opencv_can_take(photo) and opencv_can_take(tmp_path / "café.png")
+    assert np.array_equal(imread(photo), image)
+    assert imread(tmp_path / os.fsdecode(b"missing\xe9.png")) is None
+
+    plain = tmp_path / "plain.mp4"
+    writer = cv2.VideoWriter(str(plain), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for level in range(0, 250, 25):
+        writer.write(np.full((48, 64, 3), level, np.uint8))
+    writer.release()
+    video = plain.rename(tmp_path / os.fsdecode(b"r\xe9union.mp4"))
+    capture = video_capture(video)
+    levels = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        levels.append(int(frame.mean()))
+    capture.release()
+    assert len(levels) == 10 and levels == sorted(levels)
+    capture, info = open_video(video)
+    capture.release()
+    assert (info.frame_count, info.width, info.height) == (10, 64, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name, video.name])   # nothing written here
+    assert not list(Path(tempfile.gettempdir()).glob("fer-batch-video-*"))   # nor a link left in the temporary folder

@@ -15,6 +15,7 @@ import numpy as np
 import PIL.Image
 
 from fer_batch.labels import LABEL_INDEX, LABELS
+from fer_batch.opencv_files import imread
 from fer_batch.preprocess import preprocess
 from fer_batch.sources import read_image
 
@@ -88,7 +89,7 @@ def load_folders(root: str | Path) -> Faces:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             if path.suffix.lower() not in IMAGE_SUFFIXES or any(part.startswith(".") for part in path.relative_to(root).parts):
                 continue
-            img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            img = imread(path, cv2.IMREAD_UNCHANGED)
             if img is None or img.size == 0:
                 unreadable.append(str(path.relative_to(root)))
                 continue
@@ -143,7 +144,7 @@ def load_fer2013_csv(path: str | Path, usage: str | None = None) -> Faces:
 def read_photo(path: Path) -> np.ndarray | None:
     """A colour photo, or None when it is missing or cannot be read (without OpenCV's own warning for each one:
     the callers count them and say so once)."""
-    return cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    return imread(path, cv2.IMREAD_COLOR) if path.is_file() else None
 
 
 def warn_missing_photos(image_dir: Path, missing: list[str] | set[str], label_file: str = "label.lst") -> None:
