@@ -8,7 +8,7 @@ import numpy as np
 
 from fer_batch.export import atomic_write_bytes, output_path_inside, safe_relative_path
 from fer_batch.labels import LABELS
-from fer_batch.opencv_files import video_capture
+from fer_batch.opencv_files import video_capture, video_writer
 from fer_batch.sources import ANNOTATED_MARKER, InputFile
 from fer_batch.types import Faces, Frame
 
@@ -108,8 +108,7 @@ class Annotator:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name("." + target.name + ".part.mp4")
             height, width = image.shape[:2]
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self._playback_fps(item),
-                                     (width, height))
+            writer = video_writer(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self._playback_fps(item), (width, height))
             self._writers[item.source] = (writer, tmp, target)
         writer, _, _ = self._writers[item.source]
         writer.write(image)

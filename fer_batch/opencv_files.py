@@ -1,12 +1,14 @@
 """Opening files with OpenCV whatever their names. OpenCV's Python binding takes a path as UTF-8 text, and a file
 name that is not UTF-8 (a surrogate escape of os.fsdecode, e.g. a Latin-1 `café.jpg`) crashes the process with a
-segmentation fault inside cv2.imread and cv2.VideoCapture. Such files are read through their bytes (images) or a
-temporary link with a plain name (videos)."""
+segmentation fault inside cv2.imread, cv2.VideoCapture and cv2.VideoWriter. Such files are read through their bytes
+(images) or a temporary link with a plain name (videos)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -32,16 +34,30 @@ def imread(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray
     return cv2.imdecode(data, flags) if data.size else None
 
 
-def video_capture(path: str | os.PathLike) -> cv2.VideoCapture:
-    """cv2.VideoCapture, also for a file whose name is not UTF-8: opened through a temporary symbolic link with a
-    plain name (the capture keeps the file open, so the link goes at once)."""
-    path = os.fspath(path)
+@contextlib.contextmanager
+def _plain_name(path: str) -> Iterator[str]:
+    """`path`, or when OpenCV cannot take it, a temporary symbolic link to it with a plain name (also to a file not
+    made yet: opening the link for writing creates it); the link goes when the block ends."""
     if opencv_can_take(path):
-        return cv2.VideoCapture(path)
+        yield path
+        return
     folder = tempfile.mkdtemp(prefix="fer-batch-video-")
     try:
         link = os.path.join(folder, "video" + "".join(c for c in os.path.splitext(path)[1] if c.isascii()))
         os.symlink(os.path.abspath(path), link)
-        return cv2.VideoCapture(link)
+        yield link
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def video_capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    """cv2.VideoCapture, also for a file whose name is not UTF-8 (the capture keeps the file open once made, so the
+    link it is opened through goes at once). OSError when that link cannot be made."""
+    with _plain_name(os.fspath(path)) as name:
+        return cv2.VideoCapture(name)
+
+
+def video_writer(path: str | os.PathLike, fourcc: int, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """cv2.VideoWriter, also for a path that is not UTF-8 (a folder of such a name). OSError as video_capture."""
+    with _plain_name(os.fspath(path)) as name:
+        return cv2.VideoWriter(name, fourcc, fps, size)

@@ -245,7 +245,7 @@ def test_a_file_given_under_several_spellings_is_one_input_and_links_to_it_stay_
 
 def test_opencv_reads_files_whose_names_are_not_utf8(tmp_path):
     """cv2.imread and cv2.VideoCapture crashed the process (SIGSEGV) on such a name: one file ended the batch."""
-    from fer_batch.opencv_files import imread, opencv_can_take, video_capture
+    from fer_batch.opencv_files import imread, opencv_can_take, video_capture, video_writer
     from fer_batch.sources import open_video
 
     image = np.zeros((40, 60, 3), np.uint8)
@@ -257,12 +257,14 @@ def test_opencv_reads_files_whose_names_are_not_utf8(tmp_path):
     assert np.array_equal(imread(photo), image)
     assert imread(tmp_path / os.fsdecode(b"missing\xe9.png")) is None
 
-    plain = tmp_path / "plain.mp4"
-    writer = cv2.VideoWriter(str(plain), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    folder = tmp_path / os.fsdecode(b"vid\xe9os")
+    folder.mkdir()
+    writer = video_writer(folder / "plain.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
     for level in range(0, 250, 25):
         writer.write(np.full((48, 64, 3), level, np.uint8))
     writer.release()
-    video = plain.rename(tmp_path / os.fsdecode(b"r\xe9union.mp4"))
+    video = (folder / "plain.mp4").rename(tmp_path / os.fsdecode(b"r\xe9union.mp4"))
+    folder.rmdir()
     capture = video_capture(video)
     levels = []
     while True:
