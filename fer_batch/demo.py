@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_batch.opencv_files import video_writer
+
 
 def demo_face() -> np.ndarray:
     """scikit-image's astronaut photo (Eileen Collins, public domain) as BGR."""
@@ -20,7 +22,7 @@ def write_demo_clip(path: str | Path, seconds: float = 4.0, fps: float = 15.0, s
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     face = demo_face()[0:300, 100:400]  # head and shoulders
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = video_writer(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write an MP4 video to {path}")
     n = int(round(seconds * fps))
