@@ -20,6 +20,8 @@ from fer_batch.provenance import run_settings
 from fer_batch.sources import InputFile, check_annotate_dir, walk_inputs
 from fer_batch.types import InputError, SkippedFile
 
+REPORT_SUFFIXES = (".html", ".htm")   # an existing file of another kind is never replaced by a report
+
 
 @dataclass
 class Analysis:
@@ -226,11 +228,27 @@ def check_smooth(smooth: float, name: str = "smooth") -> None:
         raise ValueError(f"{name} must be 0 or more seconds, not {smooth!r}")
 
 
-def check_report_path(out: str | os.PathLike, name: str = "out") -> None:
-    """ValueError, before any work, for a report path that could not be written at the end (its folder is made)."""
+def default_csv_dir(out: str | os.PathLike | None) -> Path | None:
+    """Where the CSVs go when only a report path is given: `<report stem>_csv` beside it."""
+    return None if out is None else Path(out).with_name(Path(out).stem + "_csv")
+
+
+def check_report_replaces_nothing(out: str | os.PathLike, name: str = "out") -> None:
+    """ValueError for a report path that is a folder, or an existing file that is not a web page (a photo or video
+    given to analyse, say), which the report would replace. Reads the file system only."""
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"{name} {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
+    if (out.exists() or out.is_symlink()) and out.suffix.lower() not in REPORT_SUFFIXES:
+        raise ValueError(f"{name} {out} is an existing file that is not a web page (.html), which the report would "
+                         f"replace; give a new file name, e.g. {out.with_suffix('.html')}")
+
+
+def check_report_path(out: str | os.PathLike, name: str = "out") -> None:
+    """ValueError, before any work, for a report path that could not be written at the end (its folder is made),
+    or that check_report_replaces_nothing refuses."""
+    out = Path(out)
+    check_report_replaces_nothing(out, name)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -269,8 +287,9 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, csv_dir: 
         raise ValueError(f"csv_dir {os.fspath(csv_dir)} is a file; give a folder for the CSVs")
     check_annotate_dir(paths, opts.annotate_dir)
     if out is not None:
-        check_report_path(out)
-    inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir)
+        check_report_path(out)   # before the walk, which leaves the report path out
+    inputs, skipped = walk_inputs(paths, include_hidden=opts.include_hidden, annotate_dir=opts.annotate_dir,
+                                  outputs=[path for path in (csv_dir, out) if path is not None])
     if csv_dir is not None:
         return analyze_into(inputs, skipped, opts, csv_dir, out, smooth, resume)
     analysis = run_batch(inputs, Collector(skipped), opts)

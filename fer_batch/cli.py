@@ -81,7 +81,7 @@ def _video_time(option: str, text: str) -> float:
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
                  resume: bool = False, dry_run: bool = False) -> int:
-    from fer_batch.api import analyze_into, check_smooth
+    from fer_batch.api import analyze_into, check_report_replaces_nothing, check_smooth, default_csv_dir
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import ProgressBars, summary_screen
     from fer_batch.detect.base import DetectorUnavailable
@@ -98,7 +98,14 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
         check_annotate_dir(paths, options.annotate_dir)
     except ValueError as exc:
         _fail(str(exc))
-    inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden, annotate_dir=options.annotate_dir)
+    if out is not None:
+        try:   # before the walk, which leaves the report path out
+            check_report_replaces_nothing(out, "--out")
+        except ValueError as exc:
+            _fail(str(exc))
+    outputs = [path for path in (csv_dir if csv_dir is not None else default_csv_dir(out), out) if path is not None]
+    inputs, skipped = walk_inputs(paths, include_hidden=options.include_hidden, annotate_dir=options.annotate_dir,
+                                  outputs=outputs)
     missing = [entry.path for entry in skipped if entry.reason == NOT_FOUND]
     for path in missing:
         typer.echo(f"fer-batch: no such file or folder: {path}", err=True)
@@ -114,7 +121,7 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
     if out is not None:
         _check_report_path(out)
     if csv_dir is None and out is not None:
-        csv_dir = out.with_name(out.stem + "_csv")
+        csv_dir = default_csv_dir(out)
     if csv_dir is None:
         _fail("nothing to write: give --out or --csv-dir")
 

@@ -85,16 +85,23 @@ def check_annotate_dir(paths: Sequence[str | os.PathLike], annotate_dir: str | o
 
 
 def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False,
-                annotate_dir: str | os.PathLike | None = None) -> tuple[list[InputFile], list[SkippedFile]]:
+                annotate_dir: str | os.PathLike | None = None,
+                outputs: Sequence[str | os.PathLike] = ()) -> tuple[list[InputFile], list[SkippedFile]]:
     """Files and folders (walked recursively, in sorted order) -> media inputs and skipped files.
 
     Below a given folder, folders of annotated copies (this run's `annotate_dir`, and any holding ANNOTATED_MARKER)
-    are skipped; a folder given by name is walked whatever it holds.
+    are skipped, and this run's `outputs` (its CSV folder and report) are left out without a word, so that a run
+    repeated into them walks what the first one walked; a folder given by name is walked whatever it holds.
     """
     inputs: list[InputFile] = []
     skipped: list[SkippedFile] = []
     seen: set[str] = set()
     annotate_real = os.path.realpath(annotate_dir) if annotate_dir else None
+    outputs_real = {os.path.realpath(output) for output in outputs}
+    output_names = {os.path.basename(output) for output in outputs_real}
+
+    def is_output(path: Path) -> bool:
+        return path.name in output_names and os.path.realpath(path) in outputs_real
 
     def annotated_copies(folder: Path) -> bool:
         return (folder / ANNOTATED_MARKER).is_file() or os.path.realpath(folder) == annotate_real
@@ -118,15 +125,16 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
         root = Path(given_str)
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if include_hidden or not _hidden(d))
+                dirnames[:] = sorted(d for d in dirnames if (include_hidden or not _hidden(d))
+                                     and not is_output(Path(dirpath) / d))
                 for name in [d for d in dirnames if annotated_copies(Path(dirpath) / d)]:
                     dirnames.remove(name)
                     add(SkippedFile(os.path.join(given_str, os.path.relpath(Path(dirpath) / name, root)),
                                     ANNOTATED_SKIP_REASON))
                 for name in sorted(filenames):
-                    if not include_hidden and _hidden(name):
-                        continue
                     full = Path(dirpath) / name
+                    if not include_hidden and _hidden(name) or is_output(full):
+                        continue
                     source = os.path.join(given_str, os.path.relpath(full, root))
                     add(_make_input(full, source))
                 for name in dirnames:

@@ -52,6 +52,10 @@ def test_an_unusable_report_or_csv_path_is_refused_before_any_work(photo, tmp_pa
         fer_batch.analyze(photo, csv_dir=tmp_path / "csv", out=tmp_path)
     with pytest.raises(ValueError, match="csv_dir .* is a file"):
         fer_batch.analyze(photo, csv_dir=photo)
+    kept = photo.read_bytes()
+    with pytest.raises(ValueError, match="is an existing file that is not a web page"):
+        fer_batch.analyze(photo, csv_dir=tmp_path / "csv", out=photo)   # the report would have replaced the photo
+    assert photo.read_bytes() == kept
     assert not (tmp_path / "csv").exists()
 
 

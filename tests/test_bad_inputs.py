@@ -363,6 +363,8 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path, corpus):
         "model not an archive": run_cli("--detector", "haar", "--model", str(tmp_path / "text.keras"), *out, photo),
         "model a photo": run_cli("--detector", "haar", "--model", photo, *out, photo),
         "report path a folder": run_cli("--out", str(tmp_path / "only-notes"), photo),
+        "report path an input": run_cli("--out", photo, "--csv-dir", str(tmp_path / "c"), photo),
+        "report path an input, dry run": run_cli("--out", photo, "--dry-run", photo),
     }
     for case, done in cases.items():
         assert done.returncode == 2, (case, done.stderr)
@@ -374,6 +376,25 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(tmp_path, corpus):
     assert "face.jpg is not a Keras model file" in cases["model a photo"].stderr
     assert "is a folder" in cases["report path a folder"].stderr and not (tmp_path / "only-notes_csv").exists()
     assert not (tmp_path / "r.html").exists()
+    for case in ("report path an input", "report path an input, dry run"):
+        assert "face.jpg is an existing file that is not a web page (.html)" in cases[case].stderr
+    assert (corpus / "face.jpg").read_bytes()[:3] == b"\xff\xd8\xff" and not (tmp_path / "c").exists()
+
+
+def test_a_run_repeated_into_outputs_inside_its_input_folder_walks_what_the_first_walked(tmp_path, astronaut_bgr):
+    """The second run found the first one's report and CSVs in the folder and listed them in skipped.csv."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "face.jpg"), face_photo(astronaut_bgr))
+    for run in range(2):
+        done = run_cli("--quiet", "--out", str(folder / "out" / "report.html"), str(folder))
+        assert done.returncode == 0, done.stderr
+        csvs = read_csvs(folder / "out" / "report_csv")
+        assert csvs["skipped.csv"] == b"path,reason\n", (run, csvs["skipped.csv"])
+        assert csvs["summary.csv"].count(b"\n") == 2   # the header and face.jpg
+    shutil.copytree(folder / "out", folder / "copy")   # a copy is no output of this run: walked like any folder
+    done = run_cli("--quiet", "--out", str(folder / "out" / "report.html"), str(folder))
+    assert b"copy/report.html" in read_csvs(folder / "out" / "report_csv")["skipped.csv"]
 
 
 def test_a_real_decompression_bomb_is_refused_without_decoding_it(tmp_path):
