@@ -254,6 +254,9 @@ def image_frames(item: InputFile) -> Iterator[Frame]:
     yield Frame(item.source, 0, None, read_image(item.path))
 
 
+MAX_FRAME_COUNT = 2**40   # more than any real video's frames; a header claiming more is not believed
+
+
 @dataclass
 class VideoInfo:
     fps: float
@@ -279,8 +282,9 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, VideoInfo]:
                            + _ffmpeg_reason(ffmpeg_lines) + ")")
     write_back(ffmpeg_lines)
     fps = cap.get(cv2.CAP_PROP_FPS)
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)   # a photo opened as a video gave -9.2e18; 0 is "not known"
     info = VideoInfo(fps if fps and math.isfinite(fps) and fps > 0 else 0.0,
-                     int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                     int(count) if math.isfinite(count) and 0 < count < MAX_FRAME_COUNT else 0,
                      int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
     return cap, info
 

@@ -279,3 +279,16 @@ def test_opencv_reads_files_whose_names_are_not_utf8(tmp_path):
     assert (info.frame_count, info.width, info.height) == (10, 64, 48)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name, video.name])   # nothing written here
     assert not list(Path(tempfile.gettempdir()).glob("fer-batch-video-*"))   # nor a link left in the temporary folder
+
+
+def test_a_photo_named_as_a_video_gets_no_negative_length(tmp_path):
+    """OpenCV reports a frame count of -9.2e18 for it: the summary said the video was -3.7e17 s long."""
+    from fer_batch.sources import open_video
+
+    ok, encoded = cv2.imencode(".jpg", np.full((60, 80, 3), 128, np.uint8))
+    (tmp_path / "photo.mp4").write_bytes(encoded.tobytes())
+    capture, info = open_video(tmp_path / "photo.mp4")
+    capture.release()
+    assert info.frame_count == 0   # not known
+    frames = list(frames_of(walk_inputs([tmp_path])[0][0], fps=None))
+    assert len(frames) == 1 and frames[0].image.shape == (60, 80, 3)
