@@ -213,12 +213,14 @@ class RunState:
         return _read_journal(self.journal_path)[:2]
 
     def _replayable(self, inputs: Iterable[InputFile], entries: list[dict]) -> dict[str, InputOutcome]:
+        """The journalled outcomes a resumed run takes as they are: not those of inputs changed since, nor of inputs
+        that failed (tried again, as their cause, say a permission, may have been fixed without changing the file)."""
         latest = {entry["source"]: entry for entry in entries}
         finished = {}
         for item in inputs:
             entry = latest.get(item.source)
             identity = self._identities.get(item.source)
-            if entry is None or identity is None or entry["identity"] != identity:
+            if entry is None or identity is None or entry["identity"] != identity or entry.get("error") is not None:
                 continue
             try:
                 finished[item.source] = _unpack_outcome(item, entry, (self.parts_dir / entry["part"]).read_bytes())
