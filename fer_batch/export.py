@@ -39,7 +39,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def _is_temporary_of(path: Path, name: object) -> bool:
     candidate = Path(os.fsdecode(name)) if isinstance(name, (str, bytes, os.PathLike)) else None
-    return (candidate is not None and candidate.parent == path.parent
+    # mkstemp names the temporary by an absolute path, whatever `path` is
+    return (candidate is not None and os.path.abspath(candidate.parent) == os.path.abspath(path.parent)
             and candidate.name.startswith(f".{path.name[:40]}.") and candidate.name.endswith(".tmp"))
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -101,3 +103,13 @@ def test_a_failed_atomic_write_names_the_file_not_its_temporary(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.csv")], capture_output=True, text=True,
                           preexec_fn=small_files_only)
     assert done.stdout.strip() == f"{tmp_path / 'big.csv'} File too large"   # a full disk's error names no file
+
+
+
+def test_a_relative_path_s_temporary_is_known_by_its_absolute_name(tmp_path, monkeypatch):
+    """mkstemp names the temporary absolutely: a failure on it (a read-only folder) was reported under its name."""
+    from fer_batch.export import _is_temporary_of
+
+    monkeypatch.chdir(tmp_path)
+    assert _is_temporary_of(Path("out/big.csv"), str(tmp_path / "out" / ".big.csv.k2x9.tmp"))
+    assert not _is_temporary_of(Path("out/big.csv"), str(tmp_path / "other" / ".big.csv.k2x9.tmp"))
