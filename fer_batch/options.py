@@ -13,6 +13,7 @@ from fer_batch.detect.base import MIN_MAX_SIDE
 from fer_batch.sources import TimeWindow
 
 BACKENDS = ("local", "ray")
+MAX_BATCH_SIZE = 1024   # classifier batches; memory at start-up grows with it (options.validate says how)
 # `--fast`: BlazeFace on every 5th sampled video frame, no mirror-image pass, no turning of crops (reports/bench.md,
 # detect-every.md, align.md)
 FAST_SETTINGS = {"detector": "blazeface", "detect_every": 5, "flip_tta": False, "align": False}
@@ -107,8 +108,9 @@ class AnalyzeOptions:
             raise ValueError("--start must be 0 or more seconds")
         if self.end_s is not None and not (math.isfinite(self.end_s) and self.end_s > self.start_s):
             raise ValueError(f"--end must be after --start ({as_given(self.start_s)})")
-        if self.batch_size < 1:
-            raise ValueError("--batch-size must be at least 1")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (the classifier is made ready for "
+                             "every batch shape up to it at start-up, about 1.3 MB of memory a face: 8192 took 10.7 GB)")
         if self.frame_batch < 1:
             raise ValueError("frame_batch must be at least 1")
         if self.detect_every < 1:

@@ -97,6 +97,7 @@ def test_dry_run_lists_and_totals_without_loading_a_model_or_writing(folder, tmp
     (["--fps", "nan"], "--fps must be a positive number"), (["--fps", "inf"], "--fps must be a positive number"),
     (["--min-score", "1.5"], "--min-score must be between 0 and 1"), (["--max-side", "0"], "--max-side must be at least 32"),
     (["--smooth", "-1"], "--smooth must be 0 or more seconds"), (["--segment-seconds", "nan"], "--segment-seconds must be positive"),
+    (["--batch-size", "100000000"], "--batch-size must be between 1 and 1024"),   # it was killed for its memory
 ])
 def test_bad_numbers_are_refused_before_any_work_even_in_a_dry_run(folder, args, message):
     done = subprocess.run([sys.executable, "-m", "fer_batch", "analyze", str(folder), "--dry-run", *args],
