@@ -247,8 +247,16 @@ def check_report_replaces_nothing(out: str | os.PathLike, name: str = "out") -> 
 def check_report_path(out: str | os.PathLike, name: str = "out") -> None:
     """ValueError, before any work, for a report path that could not be written at the end (its folder is made),
     or that check_report_replaces_nothing refuses."""
-    out = Path(out)
     check_report_replaces_nothing(out, name)
+    check_output_file(out, name)
+
+
+def check_output_file(out: str | os.PathLike, name: str) -> None:
+    """ValueError, before any work, for a file path that could not be written at the end: a folder, or in a folder
+    that cannot be made or written (the folder is made)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{name} {out} is a folder; give a file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

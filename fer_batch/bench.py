@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_batch.options import FAST_FLAGS, FAST_SETTINGS, AnalyzeOptions
-from fer_batch.sources import open_video, walk_inputs
+from fer_batch.sources import NO_FRAME_DECODED, NOT_FOUND, VIDEO_SUFFIXES, InputFailure, kind_of, open_video, walk_inputs
 
 
 def peak_rss_mb() -> float:
@@ -92,12 +92,54 @@ def _ratio(ours: float, theirs: float | None) -> float | None:
 
 
 
+def check_video(video: Path) -> None:
+    """ValueError, in one sentence, for a video the bench could not measure on: missing, not a video, unreadable,
+    or without a single decodable frame."""
+    if not video.exists() and not video.is_symlink():
+        raise ValueError(f"cannot bench {video}: {NOT_FOUND}")
+    if video.is_dir():
+        raise ValueError(f"cannot bench {video}: it is a folder; give one video file")
+    if kind_of(video) != "video":   # the pipeline would take it as a photo, or skip it
+        raise ValueError(f"cannot bench {video}: not a video by its name (give one of "
+                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")
+    try:
+        cap, _ = open_video(video)
+    except InputFailure as exc:
+        raise ValueError(f"cannot bench {video}: {exc.reason}") from None
+    try:
+        while cap.grab():   # the first decodable frame; a broken first frame is stepped over, as the pipeline does
+            ok, image = cap.retrieve()
+            if ok and image is not None:
+                return
+    finally:
+        cap.release()
+    raise ValueError(f"cannot bench {video}: {NO_FRAME_DECODED}")
+
+
+def check_bench(video: Path | None, out_json: Path | None, report_dir: Path, name: str = "bench",
+                max_frames: int | None = None) -> None:
+    """ValueError, before any measuring, for options the bench would fail on or measure nothing with
+    (the output folders are made)."""
+    from fer_batch.api import check_output_file
+
+    AnalyzeOptions(fps=None, max_frames=max_frames, quiet=True).validate()
+    if report_dir.exists() and not report_dir.is_dir():
+        raise ValueError(f"--reports {report_dir} is a file, not a folder; give the folder for {name}.md")
+    check_output_file(report_dir / f"{name}.md", "--reports")
+    if out_json is not None:
+        check_output_file(out_json, "--json")
+    if video is not None:
+        check_video(video)
+
+
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,
               with_peer: bool = True, peer_python: Path | None = None, name: str = "bench") -> dict:
-    """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python())."""
+    """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python()).
+    Bad arguments raise ValueError (see `check_bench`) before any measuring."""
     from fer_batch.api import build_stages
     from fer_batch.demo import write_demo_clip
 
+    check_bench(video, out_json, report_dir, name, max_frames)
     if video is None:
         video = write_demo_clip(Path("fer-batch-bench") / "bench-clip.mp4", seconds=20.0, fps=30.0)
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -233,7 +233,12 @@ def demo(
     from fer_batch.demo import write_demo_inputs
     from fer_batch.options import AnalyzeOptions
 
-    write_demo_inputs(folder)
+    try:
+        write_demo_inputs(folder)
+    except ValueError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write the demo inputs into {folder}: {exc.strerror or exc}")
     if not quiet:
         typer.echo(f"demo inputs written to {folder}/", err=True)
     raise typer.Exit(run_analysis([folder], out, None, 0.0, AnalyzeOptions(fps=5.0, quiet=quiet)))
@@ -253,8 +258,12 @@ def bench(
              "(default: $FER_BATCH_PEER_PYTHON, else .peer-venv/bin/python)."),
 ) -> None:
     """Measure decode, end-to-end and classifier throughput and peak memory (and the peer's, when installed)."""
-    from fer_batch.bench import markdown, run_bench
+    from fer_batch.bench import check_bench, markdown, run_bench
 
+    try:
+        check_bench(video, json_path, reports, name, max_frames)
+    except ValueError as exc:
+        _fail(str(exc))
     result = run_bench(video, json_path, reports, max_frames=max_frames, with_peer=peer, peer_python=peer_python, name=name)
     typer.echo(markdown(result))
 

@@ -24,7 +24,7 @@ def write_demo_clip(path: str | Path, seconds: float = 4.0, fps: float = 15.0, s
     face = demo_face()[0:300, 100:400]  # head and shoulders
     writer = video_writer(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write an MP4 video to {path}")
+        raise OSError(f"OpenCV cannot write an MP4 video to {path}")
     n = int(round(seconds * fps))
     for i in range(n):
         t = i / fps
@@ -41,10 +41,33 @@ def write_demo_clip(path: str | Path, seconds: float = 4.0, fps: float = 15.0, s
     return path
 
 
+DEMO_FILES = ("clip.mp4", "photos", "photos/astronaut.jpg")
+DEMO_MARKER = ".fer-batch-demo"   # hidden, so the walk of the demo folder skips it
+
+
+def demo_folder_problem(folder: Path) -> str | None:
+    """Why the demo inputs cannot be written into `folder`, or None: it must be new, empty, or an earlier demo's
+    (marked so; the demo would replace a user's own clip.mp4, and analyse whatever else the folder holds)."""
+    if folder.exists() and not folder.is_dir():
+        return f"--inputs {folder} is a file; give a folder for the demo's clip and photo"
+    if folder.is_dir():
+        held = {path.relative_to(folder).as_posix() for path in folder.rglob("*")}
+        if held and (DEMO_MARKER not in held or held - {DEMO_MARKER, *DEMO_FILES}):
+            return (f"--inputs {folder} holds files of its own, which the demo would analyse (and its clip.mp4 "
+                    "replace); give a new or empty folder")
+    return None
+
+
 def write_demo_inputs(folder: str | Path) -> Path:
-    """Writes `clip.mp4` and `photos/astronaut.jpg` into `folder` and returns it."""
+    """Writes `clip.mp4` and `photos/astronaut.jpg` into `folder` and returns it. ValueError when
+    demo_folder_problem refuses the folder, OSError when it cannot be written."""
     folder = Path(folder)
-    write_demo_clip(folder / "clip.mp4")
+    problem = demo_folder_problem(folder)
+    if problem:
+        raise ValueError(problem)
     (folder / "photos").mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(folder / "photos" / "astronaut.jpg"), demo_face())
+    (folder / DEMO_MARKER).write_text("Demo inputs written by fer-batch demo.\n")
+    write_demo_clip(folder / "clip.mp4")
+    ok, encoded = cv2.imencode(".jpg", demo_face())
+    (folder / "photos" / "astronaut.jpg").write_bytes(encoded.tobytes())
     return folder

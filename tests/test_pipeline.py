@@ -370,6 +370,26 @@ def test_demo_command_writes_report_and_csvs(tmp_path):
     gone = clip[(clip["time_s"] >= 2.0) & (clip["time_s"] < 3.0)]
     assert len(gone) >= 4 and gone["face"].isna().all()
     assert (tmp_path / "demo.html").stat().st_size > 100_000
+    again = subprocess.run([sys.executable, "-m", "fer_batch", "demo", "--quiet", "--out", "demo.html"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr   # its own earlier inputs are written again
+
+
+def test_demo_refuses_a_folder_of_the_user_s_files_and_says_so_in_one_line(tmp_path):
+    """`--inputs` a folder of one's own: the demo replaced its clip.mp4 and analysed everything else in it."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "clip.mp4").write_bytes(b"my own recording")
+    (tmp_path / "afile").write_text("x")
+    for folder, says in ((mine, "holds files of its own"), (tmp_path / "afile", "is a file"),
+                         (tmp_path / "afile" / "below", "cannot write the demo inputs into")):
+        done = subprocess.run([sys.executable, "-m", "fer_batch", "demo", "--quiet", "--inputs", str(folder),
+                               "--out", str(tmp_path / "demo.html")], cwd=tmp_path, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert (mine / "clip.mp4").read_bytes() == b"my own recording" and not (tmp_path / "demo.html").exists()
 
 
 def test_a_stretch_without_a_sampling_instant_says_so(batch):
