@@ -1,3 +1,3 @@
-from fer_batch.cli import main
+from fer_batch.entry import main
 
 main()
