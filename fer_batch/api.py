@@ -239,9 +239,18 @@ def check_report_replaces_nothing(out: str | os.PathLike, name: str = "out") -> 
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"{name} {out} is a folder; give the report's file name, e.g. {out / 'report.html'}")
-    if (out.exists() or out.is_symlink()) and out.suffix.lower() not in REPORT_SUFFIXES:
+    if (out.exists() or out.is_symlink()) and out.suffix.lower() not in REPORT_SUFFIXES and not _is_web_page(out):
         raise ValueError(f"{name} {out} is an existing file that is not a web page (.html), which the report would "
                          f"replace; give a new file name, e.g. {out.with_suffix('.html')}")
+
+
+def _is_web_page(path: Path) -> bool:
+    """Whether the file starts as a web page does (an earlier report written under a name without .html)."""
+    try:
+        with open(path, "rb") as page:
+            return page.read(15).lower() == b"<!doctype html>"
+    except OSError:
+        return False
 
 
 def check_report_path(out: str | os.PathLike, name: str = "out") -> None:

@@ -123,13 +123,16 @@ def check_bench(video: Path | None, out_json: Path | None, report_dir: Path, nam
     from fer_batch.api import check_output_file
 
     AnalyzeOptions(fps=None, max_frames=max_frames, quiet=True).validate()
+    if video is not None:
+        check_video(video)   # before the output folders are made
     if report_dir.exists() and not report_dir.is_dir():
         raise ValueError(f"--reports {report_dir} is a file, not a folder; give the folder for {name}.md")
+    if out_json is not None and out_json.is_file() and out_json.suffix.lower() != ".json":
+        raise ValueError(f"--json {out_json} is an existing file that is not a .json file, which the results would "
+                         "replace; give a new file name ending in .json")
     check_output_file(report_dir / f"{name}.md", "--reports")
     if out_json is not None:
         check_output_file(out_json, "--json")
-    if video is not None:
-        check_video(video)
 
 
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,

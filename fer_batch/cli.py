@@ -81,6 +81,17 @@ def _video_time(option: str, text: str) -> float:
 
 def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
                  resume: bool = False, dry_run: bool = False) -> int:
+    """Analyse (or with `dry_run`, plan) and say what happened; the exit status. A Ctrl-C while the analysis runs
+    says how to resume; one before it (loading modules, walking folders) exits 130 too, not with click's Abort."""
+    try:
+        return _run_analysis(paths, out, csv_dir, smooth, options, resume, dry_run)
+    except KeyboardInterrupt:
+        typer.echo("fer-batch: stopped (Ctrl-C)", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path], smooth: float, options,
+                  resume: bool, dry_run: bool) -> int:
     from fer_batch.api import analyze_into, check_report_replaces_nothing, check_smooth, default_csv_dir
     from fer_batch.classify import ModelLoadError
     from fer_batch.console import ProgressBars, summary_screen
@@ -114,9 +125,10 @@ def run_analysis(paths: list[Path], out: Optional[Path], csv_dir: Optional[Path]
               + (f" ({len(skipped) - len(missing)} other file(s) skipped)" if len(skipped) > len(missing) else ""))
     if dry_run:
         from fer_batch.dry_run import format_plan, plan_inputs
+        from fer_batch.export import printable
 
         planned = plan_inputs(inputs, options)
-        typer.echo(format_plan(planned, skipped))
+        typer.echo(printable(format_plan(planned, skipped)))   # stdout may refuse a name's bytes that are not UTF-8
         return EXIT_SOME_FAILED if missing or any(row.problem for row in planned) else EXIT_OK
     if out is not None:
         _check_report_path(out)

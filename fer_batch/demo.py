@@ -1,6 +1,7 @@
 """A demo input for a first run: a short clip and a photo built from a face photo that scikit-image ships."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -47,12 +48,16 @@ DEMO_MARKER = ".fer-batch-demo"   # hidden, so the walk of the demo folder skips
 
 def demo_folder_problem(folder: Path) -> str | None:
     """Why the demo inputs cannot be written into `folder`, or None: it must be new, empty, or an earlier demo's
-    (marked so; the demo would replace a user's own clip.mp4, and analyse whatever else the folder holds)."""
+    (marked so, or holding exactly what an earlier version wrote); the demo would replace a user's own clip.mp4,
+    and analyse whatever else the folder holds."""
     if folder.exists() and not folder.is_dir():
         return f"--inputs {folder} is a file; give a folder for the demo's clip and photo"
     if folder.is_dir():
-        held = {path.relative_to(folder).as_posix() for path in folder.rglob("*")}
-        if held and (DEMO_MARKER not in held or held - {DEMO_MARKER, *DEMO_FILES}):
+        # a few entries tell; a large folder (--inputs ~) is not listed whole
+        entries = itertools.islice(folder.rglob("*"), len(DEMO_FILES) + 2)
+        held = {path.relative_to(folder).as_posix() for path in entries}
+        ours = held <= {DEMO_MARKER, *DEMO_FILES} and (DEMO_MARKER in held or held == set(DEMO_FILES))  # or older demo's
+        if held and not ours:
             return (f"--inputs {folder} holds files of its own, which the demo would analyse (and its clip.mp4 "
                     "replace); give a new or empty folder")
     return None

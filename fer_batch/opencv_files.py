@@ -42,6 +42,9 @@ def _plain_name(path: str) -> Iterator[str]:
         yield path
         return
     folder = tempfile.mkdtemp(prefix="fer-batch-video-")
+    if not opencv_can_take(folder):   # a temporary folder ($TMPDIR) of such a name too
+        os.rmdir(folder)
+        raise OSError(f"the temporary folder {os.fsencode(folder)!r} is not UTF-8 either; set TMPDIR to one that is")
     try:
         link = os.path.join(folder, "video" + "".join(c for c in os.path.splitext(path)[1] if c.isascii()))
         os.symlink(os.path.abspath(path), link)

@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -86,8 +87,10 @@ def check_reachable(address: str) -> None:
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if not sep or not host or not port.isdigit():
         return
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S   # one for connecting and answering
     try:
         connection = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S)
+        connection.settimeout(max(0.5, deadline - time.monotonic()))
     except OSError as exc:
         raise BackendUnavailable(f"could not join the Ray cluster at {address} (nothing answers at {host}:{port}: "
                                  f"{exc.strerror or exc}); is `ray start --head` running there, on that port?") from None
@@ -116,7 +119,7 @@ def _http2_answer(connection: socket.socket) -> str | None:
                 return "it closed the connection" if not reply else f"it answered {reply[:20]!r}"
             reply += chunk
     except socket.timeout:
-        return f"it sent nothing within {CONNECT_TIMEOUT_S:g} s"
+        return f"it sent nothing back within {CONNECT_TIMEOUT_S:g} s"
     except OSError as exc:
         return f"the connection failed: {exc.strerror or exc}"
     if reply[3] == HTTP2_SETTINGS and reply[5:9] == bytes(4):

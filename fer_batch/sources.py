@@ -98,7 +98,8 @@ def walk_inputs(paths: Sequence[str | os.PathLike], include_hidden: bool = False
     seen: set[str] = set()
     annotate_real = os.path.realpath(annotate_dir) if annotate_dir else None
     outputs_real = {os.path.realpath(output) for output in outputs}
-    output_names = {os.path.basename(output) for output in outputs_real}
+    output_names = {os.path.basename(output) for output in outputs_real} | {
+        os.path.basename(os.path.normpath(output)) for output in outputs}   # a link's name and its target's
 
     def is_output(path: Path) -> bool:
         return path.name in output_names and os.path.realpath(path) in outputs_real

@@ -251,13 +251,17 @@ def _read_journal(path: Path) -> tuple[dict | None, list[dict], bool]:
 
 
 def interrupted_run_finished(csv_dir: str | os.PathLike) -> int:
-    """How many inputs the journal in `csv_dir` holds when the run that wrote it stopped before its end; else 0."""
+    """How many inputs the journal in `csv_dir` holds as finished without a failure (what --resume keeps) when the
+    run that wrote it stopped before its end; else 0."""
     journal = Path(csv_dir) / STATE_DIR / "journal.jsonl"
     try:
         header, entries, complete = _read_journal(journal)
     except OSError:
         return 0
-    return 0 if header is None or complete else len({entry["source"] for entry in entries})
+    if header is None or complete:
+        return 0
+    latest = {entry["source"]: entry for entry in entries}
+    return sum(entry.get("error") is None for entry in latest.values())   # failed ones are analysed again anyway
 
 
 def _options_differ(before: dict, now: dict, csv_dir: Path) -> str:

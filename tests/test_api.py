@@ -56,6 +56,10 @@ def test_an_unusable_report_or_csv_path_is_refused_before_any_work(photo, tmp_pa
     with pytest.raises(ValueError, match="is an existing file that is not a web page"):
         fer_batch.analyze(photo, csv_dir=tmp_path / "csv", out=photo)   # the report would have replaced the photo
     assert photo.read_bytes() == kept
+    (tmp_path / "results").write_text("<!DOCTYPE html><html>an earlier report, named without .html</html>")
+    from fer_batch.api import check_report_path
+
+    check_report_path(tmp_path / "results")   # replaced by a run again
     assert not (tmp_path / "csv").exists()
 
 

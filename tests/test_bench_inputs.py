@@ -97,3 +97,11 @@ def test_earlier_bench_reports_may_be_replaced(tmp_path):
     (tmp_path / "bench.md").write_text("earlier")
     (tmp_path / "bench.json").write_text("{}")
     check_bench(None, tmp_path / "bench.json", tmp_path, "bench", max_frames=5)
+    assert (tmp_path / "bench.md").read_text() == "earlier"   # checked, not written yet
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ValueError, match="is an existing file that is not a .json file"):
+        check_bench(None, photo, tmp_path, "bench", max_frames=5)
+    with pytest.raises(ValueError, match="cannot bench"):
+        check_bench(tmp_path / "missing.mp4", None, tmp_path / "new-reports", "bench")
+    assert not (tmp_path / "new-reports").exists()   # a refused video leaves no output folder behind

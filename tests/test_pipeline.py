@@ -430,3 +430,19 @@ def test_each_input_is_done_as_soon_as_its_frames_are_analysed(tmp_path, astrona
     assert [source for source, _ in done] == [item.source for item in inputs]
     assert done[0][1] == 0 and done[1][1] < 30   # the first two were done before the last video was analysed
     assert analysed[inputs[-1].source] == 30
+
+
+def test_an_earlier_version_s_demo_folder_is_taken_and_a_look_stops_early(tmp_path):
+    from fer_batch.demo import demo_folder_problem
+
+    (tmp_path / "old" / "photos").mkdir(parents=True)
+    (tmp_path / "old" / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "old" / "photos" / "astronaut.jpg").write_bytes(b"x")
+    assert demo_folder_problem(tmp_path / "old") is None   # exactly what the demo wrote before it marked its folder
+    (tmp_path / "old" / "photos" / "astronaut.jpg").unlink()
+    assert "holds files of its own" in demo_folder_problem(tmp_path / "old")   # a clip.mp4 alone may be the user's
+    many = tmp_path / "many"
+    many.mkdir()
+    for n in range(2000):
+        (many / f"{n}.jpg").write_bytes(b"")
+    assert "holds files of its own" in demo_folder_problem(many)

@@ -292,3 +292,18 @@ def test_a_photo_named_as_a_video_gets_no_negative_length(tmp_path):
     assert info.frame_count == 0   # not known
     frames = list(frames_of(walk_inputs([tmp_path])[0][0], fps=None))
     assert len(frames) == 1 and frames[0].image.shape == (60, 80, 3)
+
+
+def test_a_run_s_outputs_below_a_walked_folder_are_left_out_also_through_a_link(tmp_path):
+    """The report path may be a link to a file of another name: it was walked (and listed as skipped)."""
+    (tmp_path / "study" / "csv").mkdir(parents=True)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "final.html").write_text("<!DOCTYPE html>")
+    (tmp_path / "study" / "report.html").symlink_to(tmp_path / "r" / "final.html")
+    (tmp_path / "study" / "csv" / "summary.csv").write_text("x")
+    Image.new("RGB", (8, 8)).save(tmp_path / "study" / "a.png")
+    inputs, skipped = walk_inputs([tmp_path / "study"],
+                                  outputs=[tmp_path / "study" / "csv", tmp_path / "study" / "report.html"])
+    assert [item.path.name for item in inputs] == ["a.png"] and skipped == []
+    inputs, skipped = walk_inputs([tmp_path / "study"])
+    assert sorted(Path(entry.path).name for entry in skipped) == ["report.html", "summary.csv"]
