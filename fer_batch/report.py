@@ -269,10 +269,13 @@ def timeline_figure(times: np.ndarray, probs: np.ndarray, step: float | None) ->
     broken where the track was lost for more than 1.5 sampling steps."""
     times, probs = _with_gaps(times, probs, step)
     x = _floats(times)
-    marker_sizes = [6 if shown else 0 for shown in _points_without_line(probs)]
+    lone = _points_without_line(probs)
+    # markers only where a point stands alone: a marker per point of a long track would slow drawing and grow the page
+    points = {"mode": "lines+markers", "marker": {"size": [6 if shown else 0 for shown in lone]}} if lone.any() \
+        else {"mode": "lines"}
     traces = [{
-        "type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": _floats(probs[:, i]),
-        "line": {"color": EXPRESSION_COLORS[label], "width": 2}, "marker": {"size": marker_sizes},
+        "type": "scatter", "name": label, "x": x, "y": _floats(probs[:, i]), **points,
+        "line": {"color": EXPRESSION_COLORS[label], "width": 2},
         "connectgaps": False, "hovertemplate": label + ": %{y:.2f}<extra></extra>",
     } for i, label in enumerate(LABELS)]
     return {"data": traces, "layout": _layout(

@@ -501,3 +501,14 @@ def test_a_crowd_s_heatmap_draws_high_probabilities_dark(tmp_path: Path, browser
 
     stops = sorted(gradient["stops"])
     assert brightness(stops[-1][1]) < brightness(stops[0][1]) - 200   # z = 1 darker than z = 0
+
+
+def test_a_timeline_marks_only_points_no_line_shows() -> None:
+    from fer_batch.report import timeline_figure
+
+    probs = np.full((6, len(LABELS)), 1 / len(LABELS))
+    steady = timeline_figure(np.arange(6.0), probs, 1.0)
+    assert steady["data"][0]["mode"] == "lines" and "marker" not in steady["data"][0]   # no marker per point
+    lone = timeline_figure(np.array([0.0, 1.0, 2.0, 4.0, 6.0, 7.0]), probs, 1.0)
+    assert lone["data"][0]["marker"]["size"] == [0, 0, 0, 0, 6, 0, 0, 0]   # t = 4, between the two gaps
+    assert timeline_figure(np.array([0.0, 1.0]), probs[:2], 1.0)["data"][0]["marker"]["size"] == [6, 6]
