@@ -138,11 +138,10 @@ def check_bench(video: Path | None, out_json: Path | None, report_dir: Path, nam
 def run_bench(video: Path | None, out_json: Path | None, report_dir: Path, max_frames: int | None = None,
               with_peer: bool = True, peer_python: Path | None = None, name: str = "bench") -> dict:
     """Measure on `video`; `peer_python` is the peer's interpreter (default: fer_batch.peer.default_peer_python()).
-    Bad arguments raise ValueError (see `check_bench`) before any measuring."""
+    The caller checks the arguments first with `check_bench` (the command line does), so the video is opened once."""
     from fer_batch.api import build_stages
     from fer_batch.demo import write_demo_clip
 
-    check_bench(video, out_json, report_dir, name, max_frames)
     if video is None:
         video = write_demo_clip(Path("fer-batch-bench") / "bench-clip.mp4", seconds=20.0, fps=30.0)
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

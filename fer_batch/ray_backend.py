@@ -160,6 +160,7 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
     if options.address:
         check_reachable(options.address)
     lines: list[str] = []
+    failure: BaseException | None = None
     try:
         # a Ctrl-C inside Ray's start-up (its CoreWorker half made) crashed the process at exit: it waits for the end
         with native_stderr_lines() as lines, interrupts_deferred():
@@ -169,14 +170,16 @@ def ray_session(options: AnalyzeOptions) -> Iterator[None]:
                 ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        refused_token = any(RAY_TOKEN_REFUSED.search(line) for line in lines)
-        write_back([line for line in lines if not is_start_up_noise(line) and not RAY_CONNECT_RETRY.search(line)])
-        raise BackendUnavailable(start_failure(options.address, exc, refused_token)) from None
+        failure = exc
     except BaseException:   # the Ctrl-C held during start-up: stop what it started now, not at interpreter exit
-        write_back([line for line in lines if not is_start_up_noise(line)])
         ray.shutdown()
         raise
-    write_back([line for line in lines if not is_start_up_noise(line)])
+    finally:   # Ray's retry warnings are left out when the one sentence below says what they say
+        write_back([line for line in lines if not is_start_up_noise(line)
+                    and not (failure is not None and RAY_CONNECT_RETRY.search(line))])
+    if failure is not None:
+        refused_token = any(RAY_TOKEN_REFUSED.search(line) for line in lines)
+        raise BackendUnavailable(start_failure(options.address, failure, refused_token)) from None
     try:
         yield
     finally:
