@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrations", nargs="*", default=[], metavar="CALIBRATION_JSON:EVAL_JSON",
                    help="models made by baking a temperature into a trained one (training/calibration.py --model-out), "
                         "listed first; the run that wrote the same file is shown under the calibration's input name")
+    p.add_argument("--task-vectors", nargs="*", default=[], metavar="TASK_VECTOR_JSON:EVAL_JSON",
+                   help="models made by moving a trained one along its fine-tuning's change of weights "
+                        "(training/task_vector.py), listed after the calibrations")
     p.add_argument("--e2e", nargs="*", default=[], help="eval_end_to_end.py JSON files for a second table")
     p.add_argument("--prepare", nargs="*", default=[], help="commands that make training data, listed before the runs")
     p.add_argument("--out", type=Path, default=Path("reports/models.md"))
@@ -149,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                      f"T = {cal['temperature']:.2f}, fitted on {cal['faces']} faces of `{cal['faces_csv']}` | — | "
                      f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {tta_views(result)} | {recalls} |")
         commands.append((cal["model_out"], cal["command"], result.get("command", "")))
+    for spec in args.task_vectors:
+        record_path, _, eval_path = spec.partition(":")
+        record, result = json.loads(Path(record_path).read_text()), json.loads(Path(eval_path).read_text())
+        out = record["out"]
+        recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
+        lines.append(f"| `{out}` | same | `{record['tuned']}` | none: every weight base + {record['alpha']:g} x (tuned - base), "
+                     f"base `{record['base']}` | — | {result['accuracy']:.4f} | {result['macro_f1']:.4f} | "
+                     f"{tta_views(result)} | {recalls} |")
+        commands.append((out, record["command"], result.get("command", "")))
     for spec in args.runs:
         training_path, _, eval_path = spec.partition(":")
         state = json.loads(Path(training_path).read_text())
