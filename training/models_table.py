@@ -5,6 +5,15 @@ The current reports/models.md:
     python training/models_table.py \
       --calibrations reports/calibration/shipped.json:reports/eval-shipped-fer2013-val.json \
       reports/calibration/shipped.json:reports/eval-shipped-fer2013-val-zoom-tta.json \
+      --task-vectors \
+      reports/taskvec/task-vector-vgg_small-refit-x0.5.json:reports/taskvec/eval-vgg_small-refit-x0.5-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-x1.25.json:reports/taskvec/eval-vgg_small-refit-x1.25-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-x1.5.json:reports/taskvec/eval-vgg_small-refit-x1.5-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-x2.0.json:reports/taskvec/eval-vgg_small-refit-x2.0-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-f0-x1.25.json:reports/taskvec/eval-vgg_small-refit-f0-x1.25-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-f0-x1.5.json:reports/taskvec/eval-vgg_small-refit-f0-x1.5-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-f0-x1.75.json:reports/taskvec/eval-vgg_small-refit-f0-x1.75-fer2013-val.json \
+      reports/taskvec/task-vector-vgg_small-refit-f0-x2.0.json:reports/taskvec/eval-vgg_small-refit-f0-x2.0-fer2013-val.json \
       --runs \
       reports/training-vgg_small-reframed-s4-refit-f0.json:reports/reframe/eval-vgg_small-reframed-s4-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-reframed-f0.json:reports/reframe/eval-vgg_small-stage4-reframed-f0-fer2013-val.json \
@@ -58,6 +67,10 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/taskvec/e2e-vgg_small-refit-x0.5-mtcnn-aligned-fold0.json reports/taskvec/e2e-vgg_small-refit-x1.25-mtcnn-aligned-fold0.json \
+      reports/taskvec/e2e-vgg_small-refit-f0-s31-mtcnn-aligned-fold1.json reports/taskvec/e2e-vgg_small-refit-f0-x1.25-s31-mtcnn-aligned-fold1.json \
+      reports/taskvec/e2e-vgg_small-refit-f0-x1.5-s31-mtcnn-aligned-fold1.json reports/taskvec/e2e-vgg_small-refit-f0-x1.75-s31-mtcnn-aligned-fold1.json \
+      reports/taskvec/e2e-vgg_small-refit-f0-x2.0-s31-mtcnn-aligned-fold1.json \
       reports/calibration/e2e-refit-uncalibrated-mtcnn-aligned-fold0.json \
       reports/reframe/e2e-vgg_small-reframed-refit-f0-mtcnn-aligned-fold1.json \
       reports/reframe/e2e-vgg_small-stage4-reframed-f0-mtcnn-aligned-fold1.json reports/reframe/e2e-vgg_small-reframed-s4-refit-f0-mtcnn-aligned-fold1.json \
