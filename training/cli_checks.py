@@ -49,6 +49,15 @@ def folder_problem(option: str, folder: str | Path, given: str | Path | None = N
     return None
 
 
+def crops_out_problem(option: str, folder: str | Path) -> str | None:
+    """Why crops cannot be written to `folder`, or None: it must be new or empty, since crops of an earlier run
+    (other folds, margins or photos) would be mixed in with the new ones, unseen, and trained on."""
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()):
+        return f"{option} {folder} is not empty: give a new folder (or remove the earlier crops)"
+    return folder_problem(option, folder)
+
+
 def unused_option_problem(option: str, given: bool, reads: str, formats: Iterable[str]) -> str | None:
     """Why `option`, which only data of format `reads` use, would be ignored (given, with none of `formats` being
     `reads`), or None."""

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
-from training.cli_checks import expw_root_problem, folder_problem  # noqa: E402
+from training.cli_checks import crops_out_problem, expw_root_problem  # noqa: E402
 from training.datasets import read_expw_labels, read_photo, warn_missing_photos  # noqa: E402
 
 
@@ -79,12 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--folds must be at least 1")
     if not 0 < args.iou <= 1:
         p.error("--iou must be above 0 and at most 1")
-    problem = expw_root_problem("--data", args.data) or folder_problem("--out", args.out)
+    problem = expw_root_problem("--data", args.data) or crops_out_problem("--out", args.out)
     if problem:
         p.error(problem)
-    if args.out.is_dir() and any(args.out.iterdir()):
-        # crops of an earlier run (other folds, margin or photos) would be mixed in with these, unseen, and trained on
-        p.error(f"--out {args.out} is not empty: give a new folder (or remove the earlier crops)")
     try:
         cache = DetectionCache(args.detections_cache, args.detector)
         rows = read_expw_labels(args.data / "label.lst")

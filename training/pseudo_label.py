@@ -27,7 +27,7 @@ from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
 from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
-from training.cli_checks import expw_root_problem, folder_problem  # noqa: E402
+from training.cli_checks import crops_out_problem, expw_root_problem  # noqa: E402
 from training.datasets import expw_faces_by_photo, read_photo, warn_missing_photos  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 
@@ -71,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--max-overlap must be above 0 and at most 1")
     if not 0 <= args.min_confidence <= 1:
         p.error("--min-confidence must be between 0 and 1")
-    problem = expw_root_problem("--data", args.data) or folder_problem("--out", args.out)
+    problem = expw_root_problem("--data", args.data) or crops_out_problem("--out", args.out)
     if problem:
         p.error(problem)
-    if args.out.is_dir() and any(args.out.iterdir()):
-        p.error(f"--out {args.out} is not empty: give a new folder (or remove the earlier crops)")
 
     from fer_batch.classify import ModelLoadError, load_model
 
