@@ -15,6 +15,10 @@ The current reports/models.md:
       reports/taskvec/task-vector-vgg_small-refit-f0-x1.75.json:reports/taskvec/eval-vgg_small-refit-f0-x1.75-fer2013-val.json \
       reports/taskvec/task-vector-vgg_small-refit-f0-x2.0.json:reports/taskvec/eval-vgg_small-refit-f0-x2.0-fer2013-val.json \
       --runs \
+      reports/training-vgg_small-pl-refit.json:reports/selftrain/eval-vgg_small-pl-refit-fer2013-val.json \
+      reports/training-vgg_small-stage4-pl-f1.json:reports/selftrain/eval-vgg_small-stage4-pl-f1-fer2013-val.json \
+      reports/training-vgg_small-pl-refit-f0.json:reports/selftrain/eval-vgg_small-pl-refit-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-pl-f0.json:reports/selftrain/eval-vgg_small-stage4-pl-f0-fer2013-val.json \
       reports/training-vgg_small-reframed-s4-refit-f0.json:reports/reframe/eval-vgg_small-reframed-s4-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-reframed-f0.json:reports/reframe/eval-vgg_small-stage4-reframed-f0-fer2013-val.json \
       reports/training-vgg_small-reframed-refit-f0.json:reports/reframe/eval-vgg_small-reframed-refit-f0-fer2013-val.json \
@@ -67,6 +71,8 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/selftrain/e2e-vgg_small-pl-refit-mtcnn-aligned-fold0.json reports/selftrain/e2e-vgg_small-pl-refit-f0-mtcnn-aligned-fold1.json \
+      reports/selftrain/e2e-crossfit-pl-mtcnn-aligned.json \
       reports/taskvec/e2e-vgg_small-refit-x0.5-mtcnn-aligned-fold0.json reports/taskvec/e2e-vgg_small-refit-x1.25-mtcnn-aligned-fold0.json \
       reports/taskvec/e2e-vgg_small-refit-f0-s31-mtcnn-aligned-fold1.json reports/taskvec/e2e-vgg_small-refit-f0-x1.25-s31-mtcnn-aligned-fold1.json \
       reports/taskvec/e2e-vgg_small-refit-f0-x1.5-s31-mtcnn-aligned-fold1.json reports/taskvec/e2e-vgg_small-refit-f0-x1.75-s31-mtcnn-aligned-fold1.json \
@@ -119,6 +125,8 @@ The current reports/models.md:
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-blazeface --folds 2 --crop-margin 0.1 --detector blazeface" \
       "python training/expw_crops.py --data ../shared/data/expw-sample --out ../expw-crops-half --folds 2 --crop-margin 0.1 --detections-cache expw-mtcnn.npz --photo-fraction 0.5 --photo-seed 0" \
       "python training/fer_framing.py --data ../shared/data/fer2013/train --write-crops ../fer2013-reframed/train" \
+      "python training/pseudo_label.py --data ../shared/data/expw-sample --model vgg_small-refit.keras --fold 1 --detections-cache expw-mtcnn.npz --crop-margin 0.1 --out ../pseudo-f1" \
+      "python training/pseudo_label.py --data ../shared/data/expw-sample --model vgg_small-refit-f0.keras --fold 0 --detections-cache expw-mtcnn.npz --crop-margin 0.1 --out ../pseudo-f0" \
       --out reports/models.md
 """
 from __future__ import annotations
