@@ -106,3 +106,18 @@ def test_a_fold_without_photos_is_refused(two_face_scenes, tmp_path, capsys):
     assert main(["--data", str(two_face_scenes), "--model", str(SHIPPED_MODEL), "--fold", str(empty),
                  "--folds", "50", "--out", str(tmp_path / "o")]) == 2
     assert f"lists no photos in fold {empty} of 50" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_photos_of_one_stem_keep_both_crops(two_face_scenes, tmp_path):
+    root = tmp_path / "stems"
+    (root / "image").mkdir(parents=True)
+    scene = cv2.imread(str(two_face_scenes / "image" / f"{NAMES[0]}.jpg"))
+    label_line = (two_face_scenes / "label.lst").read_text().splitlines()[0].split(" ", 1)[1]
+    for name in ("same.jpg", "same.png"):
+        cv2.imwrite(str(root / "image" / name), scene)
+    (root / "label.lst").write_text(f"same.jpg {label_line}\nsame.png {label_line}\n")
+    out = tmp_path / "pseudo"
+    assert main(["--data", str(root), "--model", str(SHIPPED_MODEL), "--fold", "0", "--folds", "1",
+                 "--min-confidence", "0", "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.rglob("*.png"))
+    assert len(written) == 2 and len(set(written)) == 2 and all(n.startswith("same#u") for n in written)

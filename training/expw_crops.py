@@ -34,7 +34,7 @@ def photo_fold(name: str, folds: int) -> int:
     return zlib.crc32(name.encode("utf-8")) % folds
 
 
-def crop_path(folder: Path, photo: str, face_id: int, written: set[Path]) -> Path:
+def crop_path(folder: Path, photo: str, face_id: int | str, written: set[Path]) -> Path:
     """`<photo stem>#<face id>.png` in `folder`, with `~2`, `~3` ... added when an earlier face of this run took
     that name (a face id repeated in label.lst, or photos of one stem: a.jpg and a.png); adds it to `written`."""
     path = folder / f"{Path(photo).stem}#{face_id}.png"

@@ -29,7 +29,7 @@ from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from training.cli_checks import crops_out_problem, expw_root_problem  # noqa: E402
 from training.datasets import expw_faces_by_photo, read_photo, warn_missing_photos  # noqa: E402
-from training.expw_crops import photo_fold  # noqa: E402
+from training.expw_crops import crop_path, photo_fold  # noqa: E402
 
 FACE_COLUMNS = ["photo", "detection", "left", "top", "right", "bottom", "label", "confidence", "kept"]
 
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     kept: Counter = Counter()
     missing = []
+    written: set[Path] = set()
     for name in names:
         image = read_photo(args.data / "image" / name)
         if image is None:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if keep:
                 folder = args.out / LABELS[label]
                 folder.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(folder / f"{Path(name).stem}#u{det}.png"), crop)
+                cv2.imwrite(str(crop_path(folder, name, f"u{det}", written)), crop)
                 kept[LABELS[label]] += 1
             left, top, right, bottom = (round(float(v), 1) for v in faces.boxes[det])
             rows.append({"photo": name, "detection": det, "left": left, "top": top, "right": right,
