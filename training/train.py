@@ -67,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="continue from the checkpoint in --checkpoint-dir, with the options it was started with")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this invocation (a long run in sittings; continue with --resume)")
+    p.add_argument("--average-from", type=int, default=None, metavar="EPOCH",
+                   help="also average the network's weights (batch-norm statistics included) over snapshots taken from this "
+                        "epoch (1-based) to the end, and write the mean to --average-out (SWA)")
+    p.add_argument("--average-every", type=int, default=50, metavar="STEPS",
+                   help="with --average-from: a snapshot after every this many optimizer steps of those epochs (default 50)")
+    p.add_argument("--average-out", default=None, metavar="MODEL",
+                   help="with --average-from: where the averaged network is written (.keras)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="start from this model's weights (same --arch) with a fresh optimizer and schedule "
                         "(a warm restart of the cosine schedule)")
@@ -113,6 +120,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(problem)
     if args.domain_adversarial < 0:
         p.error("--domain-adversarial must be at least 0")
+    if (args.average_from is None) != (args.average_out is None):
+        p.error("--average-from and --average-out go together: the epoch the average starts at and where it is written")
+    if args.average_from is not None:
+        if not 1 <= args.average_from <= args.epochs:
+            p.error(f"--average-from must be an epoch from 1 to --epochs ({args.epochs})")
+        if args.average_every < 1:
+            p.error("--average-every must be at least 1")
+        problem = model_out_problem("--average-out", args.average_out)
+        if problem:
+            p.error(problem)
+        if Path(args.average_out).resolve() == Path(args.out).resolve():
+            p.error("--average-out must differ from --out: both models are written")
     if args.domain_adversarial > 0 and not args.extra_data:
         p.error("--domain-adversarial needs --extra-data: the faces of the second domain")
     return args
@@ -159,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     from training.domain_adversarial import (DOMAIN, EXPRESSION, domain_sample_weights, expression_network,
                                              with_domain_head)
     from training.models import build
+    from training.weight_average import WeightAverage, snapshot_callback
 
     keras.utils.set_random_seed(args.seed)
     out = Path(args.out)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_suffix(".ckpt")
     last_path, state_path = ckpt_dir / "last.keras", ckpt_dir / "state.json"
+    average_path = ckpt_dir / "average.npz"
 
     state = {"epoch": 0, "best_val_accuracy": -1.0, "history": []}
     adversarial = args.domain_adversarial > 0
@@ -257,11 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     val_y = tf.one_hot(val.y, NUM_CLASSES)
     val_ds = tf.data.Dataset.from_tensor_slices(
         (val.x, {EXPRESSION: val_y, DOMAIN: np.zeros((len(val.y), 1), np.float32)} if adversarial else val_y)).batch(256)
+    average = None
+    if args.average_from is not None:
+        average = WeightAverage(model, after_step=(args.average_from - 1) * steps_per_epoch, every=args.average_every)
+        average.load(average_path)
     patience_left = args.patience
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, state["epoch"] + args.stop_after)
     for epoch in range(state["epoch"], last_epoch):
         t = time.time()
-        fitted = {key: float(values[0]) for key, values in trainer.fit(train_epoch(epoch), epochs=1, verbose=0, shuffle=False).history.items()}
+        callbacks = [snapshot_callback(average, steps_per_epoch, epoch)] if average is not None else []
+        history = trainer.fit(train_epoch(epoch), epochs=1, verbose=0, shuffle=False, callbacks=callbacks).history
+        fitted = {key: float(values[0]) for key, values in history.items()}
         scores = trainer.evaluate(val_ds, verbose=0, return_dict=True)
         prefix = f"{EXPRESSION}_" if adversarial else ""
         val_loss, val_acc = scores[prefix + "loss"], scores[prefix + "accuracy"]
@@ -280,11 +307,17 @@ def main(argv: list[str] | None = None) -> int:
             patience_left -= 1
         state["epoch"] = epoch + 1
         state["args"] = vars(args)
+        if average is not None and average.count:
+            state["average"] = _write_average(average, model, val_ds, adversarial, Path(args.average_out))
+            average.save(average_path)
         _atomic_save(trainer, last_path)
         _atomic_write(state_path, json.dumps(state, indent=1))
         print(f"epoch {epoch + 1}/{args.epochs} loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
               f"val_loss {val_loss:.4f} val_acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.0f}s)"
               + (f" domain_loss {row['domain_loss']:.4f}" if adversarial else ""), flush=True)
+        if average is not None and average.count:
+            print(f"  average of {state['average']['snapshots']} snapshots: val_acc "
+                  f"{state['average']['val_accuracy']:.4f} ({args.average_out})", flush=True)
         if args.patience and patience_left <= 0:
             print(f"early stop: no better val accuracy for {args.patience} epochs")
             break
@@ -292,6 +325,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped after epoch {state['epoch']} of {args.epochs}: continue with the same command and --resume")
     print(f"best val accuracy {state['best_val_accuracy']:.4f} at epoch {state.get('best_epoch')}; model in {out}")
     return 0
+
+
+def _write_average(average: WeightAverage, model, val_ds, adversarial: bool, path: Path) -> dict:
+    """Writes the averaged network and scores it on the validation faces; the training network is left as it was."""
+    from training.domain_adversarial import EXPRESSION
+
+    averaged = _without_optimizer(model)
+    averaged.set_weights(average.mean())
+    averaged.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    faces = val_ds.map(lambda x, y: (x, y[EXPRESSION])) if adversarial else val_ds
+    scores = averaged.evaluate(faces, verbose=0, return_dict=True)
+    _atomic_save(averaged, path)
+    return {"snapshots": average.count, "val_accuracy": float(scores["accuracy"]), "val_loss": float(scores["loss"])}
 
 
 def _without_optimizer(model):
