@@ -11,7 +11,7 @@ import pytest
 
 from fer_batch.classify import SHIPPED_MODEL
 from fer_batch.labels import LABELS
-from training.eval_end_to_end import LANDMARKS
+from training.expw_detections import LANDMARKS
 from training.expw_crops import photo_fold
 
 NAMES = ["angry_man_0", "happy_girl_1", "sad_actor_2", "fear_boy_3", "calm_woman_4", "smile_child_5",
@@ -135,6 +135,27 @@ def test_cross_fitted_evaluation_uses_one_model_per_fold_and_a_detection_cache(e
     assert skip0["confusion_matrix"] == fold1["confusion_matrix"]   # fold 1 by the same model, fold 0 left out
     with pytest.raises(SystemExit):
         main(["--data", str(expw_scenes), "--fold-models", "-", "-", "--out-dir", str(tmp_path)])
+
+
+def test_detected_photos_reads_each_photo_once_and_detects_only_what_the_cache_lacks(expw_scenes, tmp_path, capsys):
+    from training.expw_detections import DetectedPhotos, DetectionCache
+
+    names = [f"{n}.jpg" for n in NAMES[:3]] + ["not_there.jpg"] + [f"{NAMES[3]}.jpg"]
+    cache_path = tmp_path / "mtcnn.npz"
+    first = DetectedPhotos(expw_scenes, names, DetectionCache(cache_path, "mtcnn"), "mtcnn", need_landmarks=True)
+    seen = [(name, image.shape, faces.boxes.copy()) for name, image, faces in first]
+    assert [name for name, _, _ in seen] == [n for n in names if n != "not_there.jpg"]
+    assert all(shape == (360, 640, 3) and len(boxes) == 1 for _, shape, boxes in seen)
+    assert first.detector_ran and first.missing == ["not_there.jpg"]
+    assert "not_there.jpg" in capsys.readouterr().err   # named in the warning
+    assert cache_path.exists()   # saved when the iteration ends
+
+    again = DetectedPhotos(expw_scenes, names, DetectionCache(cache_path, "mtcnn"), "mtcnn", need_landmarks=True)
+    cached = [(name, faces.boxes, faces.landmarks) for name, _, faces in again]
+    assert not again.detector_ran
+    for (name, _, boxes), (cached_name, cached_boxes, landmarks) in zip(seen, cached):
+        assert name == cached_name and landmarks.shape == (1, 5, 2)
+        np.testing.assert_array_equal(boxes, cached_boxes)
 
 
 def test_end_to_end_evaluation_refuses_bad_arguments_in_one_line(expw_scenes, tmp_path, capsys):

@@ -83,7 +83,7 @@ def test_refit_changes_only_the_tail_is_reproducible_and_renders_its_command(bas
 def test_expw_fold_faces_are_cut_aligned_and_not(expw_scenes, tmp_path):  # noqa: F811
     from test_expw_folds import NAMES
 
-    from training.eval_end_to_end import DetectionCache
+    from training.expw_detections import DetectionCache
     from training.expw_crops import photo_fold
     from training.refit_tail import expw_fold_crops
 
@@ -97,7 +97,7 @@ def test_expw_fold_faces_are_cut_aligned_and_not(expw_scenes, tmp_path):  # noqa
 
 
 def test_several_folds_give_the_union_of_their_faces(expw_scenes):  # noqa: F811
-    from training.eval_end_to_end import DetectionCache
+    from training.expw_detections import DetectionCache
     from training.refit_tail import expw_fold_crops
 
     cache = DetectionCache(None, "mtcnn")
@@ -245,7 +245,7 @@ def test_photo_shares_nest_follow_their_fraction_and_their_seed():
 def test_refit_on_a_share_of_the_photos_uses_only_their_faces(base_model, expw_scenes, tmp_path):  # noqa: F811
     from test_expw_folds import NAMES
 
-    from training.eval_end_to_end import DetectionCache
+    from training.expw_detections import DetectionCache
     from training.expw_crops import photo_kept
     from training.refit_tail import expw_fold_crops
 

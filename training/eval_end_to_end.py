@@ -20,74 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
-from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
-from fer_batch.detect.base import box_iou  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
-from fer_batch.types import Faces  # noqa: E402
 from training.cli_checks import expw_root_problem, folder_problem  # noqa: E402
-from training.datasets import expw_faces_by_photo, read_photo, warn_missing_photos  # noqa: E402
+from training.datasets import expw_faces_by_photo  # noqa: E402
+from training.expw_detections import DetectedPhotos, DetectionCache, aligned_landmarks, match_faces  # noqa: E402
 from training.expw_crops import photo_fold  # noqa: E402
 from training.evaluate import PROB_COLUMNS, confusion_matrix, format_interval, metrics_from_confusion  # noqa: E402
-
-LANDMARKS = "landmarks:"  # cache entry prefix
-
-
-def match_faces(labelled: np.ndarray, detected: np.ndarray, min_iou: float) -> list[int | None]:
-    """For each labelled box, the index of its detection (greedy by IoU, each detection used once), or None."""
-    if len(labelled) == 0 or len(detected) == 0:
-        return [None] * len(labelled)
-    iou = box_iou(labelled, detected)
-    matches: list[int | None] = [None] * len(labelled)
-    used: set[int] = set()
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        li, di = divmod(int(flat), iou.shape[1])
-        if iou[li, di] < min_iou:
-            break
-        if matches[li] is None and di not in used:
-            matches[li] = di
-            used.add(di)
-    return matches
-
-
-class DetectionCache:
-    """The detector's faces (boxes, and landmarks when it gives them) per photo, kept in an .npz so several
-    models can be evaluated on one detection run."""
-
-    def __init__(self, path: Path | None, key: str):
-        """ValueError when `path` is not such a cache, or holds another detector's faces (it would be overwritten)."""
-        self.path, self.key, self.arrays = path, key, {}
-        if path is not None and path.exists():
-            try:
-                with np.load(path) as data:
-                    stored = str(data["__key__"])
-                    arrays = {k: data[k] for k in data.files if k != "__key__"}
-            except Exception as exc:   # not an .npz, a damaged one, or an .npz of something else
-                raise ValueError(f"--detections-cache {path} is not a detections cache that these scripts wrote "
-                                 f"({type(exc).__name__}): give a new file name") from None
-            if stored != key:
-                raise ValueError(f"--detections-cache {path} holds detector {stored}'s faces, not {key}'s: "
-                                 f"give a file for {key} (e.g. expw-{key}.npz)")
-            self.arrays = arrays
-        self.changed = False
-
-    def get(self, name: str, need_landmarks: bool = False) -> Faces | None:
-        if name not in self.arrays or (need_landmarks and LANDMARKS + name not in self.arrays):
-            return None
-        boxes = self.arrays[name]
-        return Faces(boxes, np.ones(len(boxes), np.float32), self.arrays.get(LANDMARKS + name))
-
-    def put(self, name: str, faces: Faces) -> Faces:
-        self.arrays[name] = np.asarray(faces.boxes, np.float32).reshape(-1, 4)
-        if faces.landmarks is not None or len(faces) == 0:
-            landmarks = np.zeros((0, 5, 2)) if faces.landmarks is None else faces.landmarks
-            self.arrays[LANDMARKS + name] = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
-        self.changed = True
-        return self.get(name)
-
-    def save(self) -> None:
-        if self.path is not None and self.changed:
-            np.savez_compressed(self.path, __key__=np.array(self.key), **self.arrays)
-
 
 SKIP_FOLD = "-"
 
@@ -152,7 +91,6 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
     else:
         classifiers = [load_model(args.model, zoom_tta=args.zoom_tta)]
     cache = DetectionCache(args.detections_cache, args.detector)
-    detector = None
     by_image = expw_faces_by_photo(args.data / "label.lst")
     names = sorted(by_image)
     if args.fold is not None:
@@ -167,19 +105,11 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
     truths, preds = [], []
     face_rows: list[dict] = []
     labelled = found = 0
-    missing: list[str] = []
     t0 = time.time()
-    for name in names:
-        image = read_photo(args.data / "image" / name)
-        if image is None:
-            missing.append(name)
-            continue
+    photos = DetectedPhotos(args.data, names, cache, args.detector, need_landmarks=args.align)
+    for name, image, faces in photos:
         boxes = np.array([b for b, _ in by_image[name]], np.float32)
         labels = [lab for _, lab in by_image[name]]
-        faces = cache.get(name, need_landmarks=args.align)
-        if faces is None:
-            detector = detector or create_detector(args.detector)
-            faces = cache.put(name, detector.detect([image])[0])
         detected = faces.boxes
         matches = match_faces(boxes, detected, args.iou)
         labelled += len(labels)
@@ -197,12 +127,11 @@ def _evaluate(p: argparse.ArgumentParser, args: argparse.Namespace, load_model, 
             preds.extend(int(np.argmax(p)) for p in probs_of.values())
         face_rows.extend(face_row(name, i, lab, probs_of.get(i), side_of.get(i)) for i, lab in enumerate(labels))
     seconds = time.time() - t0
-    cache.save()
-    warn_missing_photos(args.data / "image", missing)
+    missing = photos.missing
     if missing and len(missing) == len(names):
         raise ValueError(f"none of the {len(names)} photos to score could be read from {args.data / 'image'}")
     names = [n for n in names if n not in set(missing)]
-    detections_cached = detector is None
+    detections_cached = not photos.detector_ran
     metrics = metrics_from_confusion(confusion_matrix(np.array(truths, np.int64), np.array(preds, np.int64)))
     result = {
         "data": str(args.data), "photos": len(names), "photos_missing": len(missing), "labelled_faces": labelled,
@@ -245,15 +174,6 @@ def scored_folds(args: argparse.Namespace) -> str | None:
     if args.fold_models and SKIP_FOLD in args.fold_models:
         return f"{', '.join(str(k) for k, m in enumerate(args.fold_models) if m != SKIP_FOLD)} of {args.folds}"
     return None
-
-
-def aligned_landmarks(faces: Faces, picked: list[int], align: bool) -> np.ndarray | None:
-    """The landmarks of the picked faces when crops are to be aligned (an error when the detector gives none)."""
-    if not align:
-        return None
-    if faces.landmarks is None:
-        raise SystemExit("--align needs a detector that gives eye landmarks (mtcnn or blazeface)")
-    return faces.landmarks[picked]
 
 
 FACE_COLUMNS = ["photo", "face", "label", "found", "predicted"]

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_batch.labels import LABELS  # noqa: E402
 from fer_batch.peer import default_peer_python, peer_photos  # noqa: E402
 from training.datasets import read_expw_labels  # noqa: E402
-from training.eval_end_to_end import match_faces, write_face_rows  # noqa: E402
+from training.eval_end_to_end import write_face_rows  # noqa: E402
+from training.expw_detections import match_faces  # noqa: E402
 from training.evaluate import confusion_matrix, metrics_from_confusion  # noqa: E402
 
 

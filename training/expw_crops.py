@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
-from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from training.cli_checks import crops_out_problem, expw_root_problem  # noqa: E402
-from training.datasets import read_expw_labels, read_photo, warn_missing_photos  # noqa: E402
+from training.datasets import read_expw_labels  # noqa: E402
 
 
 def photo_fold(name: str, folds: int) -> int:
@@ -52,7 +52,7 @@ def photo_kept(name: str, fraction: float, seed: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.eval_end_to_end import DetectionCache, aligned_landmarks, match_faces
+    from training.expw_detections import DetectedPhotos, DetectionCache, aligned_landmarks, match_faces
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
@@ -88,25 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:   # a cache of another detector; a bad label.lst line
         p.error(str(exc))
 
-    detector = None
     by_image: dict[str, list] = defaultdict(list)
     for name, face_id, box, _, label in rows:
         if photo_kept(name, args.photo_fraction, args.photo_seed):
             by_image[name].append((face_id, box, label))
     counts: Counter = Counter()
-    missing = []
     written: set[Path] = set()
-    for name in sorted(by_image):
-        image = read_photo(args.data / "image" / name)
-        if image is None:
-            missing.append(name)
-            continue
+    photos = DetectedPhotos(args.data, sorted(by_image), cache, args.detector, need_landmarks=args.align)
+    for name, image, faces in photos:
         fold = photo_fold(name, args.folds)
         labelled = np.array([box for _, box, _ in by_image[name]], np.float32)
-        faces = cache.get(name, need_landmarks=args.align)
-        if faces is None:
-            detector = detector or create_detector(args.detector)
-            faces = cache.put(name, detector.detect([image])[0])
         matches = match_faces(labelled, faces.boxes, args.iou)
         crops = [crop_faces(image, faces.boxes[[m]], args.crop_margin, aligned_landmarks(faces, [m], args.align))[0]
                  if m is not None else crop_faces(image, labelled[i:i + 1], args.crop_margin)[0]
@@ -116,10 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(crop_path(folder, name, face_id, written)), crop)
             counts[(fold, "detected" if match is not None else "labelled box")] += 1
-    cache.save()
-    warn_missing_photos(args.data / "image", missing)
     if not counts:
-        why = (f"none of the photos in {args.data / 'label.lst'} could be read from {args.data / 'image'}" if missing
+        why = (f"none of the photos in {args.data / 'label.lst'} could be read from {args.data / 'image'}"
+               if photos.missing
                else f"{args.data / 'label.lst'} lists no photos"
                + (" in the share --photo-fraction keeps" if args.photo_fraction < 1 else ""))
         print(f"expw_crops.py: error: no crops written: {why}", file=sys.stderr)

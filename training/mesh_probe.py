@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_batch.detect.blazeface_detector import find_model_file  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
 from training.compare_faces import mcnemar_exact_p  # noqa: E402
-from training.eval_end_to_end import DetectionCache  # noqa: E402
+from training.expw_detections import DetectionCache  # noqa: E402
 
 MESH_MODEL = "face_landmark.tflite"
 MESH_SIZE = 192

@@ -24,11 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
-from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS  # noqa: E402
 from fer_batch.detect.base import box_iou  # noqa: E402
 from fer_batch.labels import LABELS  # noqa: E402
 from training.cli_checks import crops_out_problem, expw_root_problem  # noqa: E402
-from training.datasets import expw_faces_by_photo, read_photo, warn_missing_photos  # noqa: E402
+from training.datasets import expw_faces_by_photo  # noqa: E402
 from training.expw_crops import crop_path, photo_fold  # noqa: E402
 
 FACE_COLUMNS = ["photo", "detection", "left", "top", "right", "bottom", "label", "confidence", "kept"]
@@ -44,7 +44,7 @@ def unlabelled_detections(labelled: np.ndarray, detected: np.ndarray, max_overla
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.eval_end_to_end import DetectionCache
+    from training.expw_detections import DetectedPhotos, DetectionCache
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="ExpW root: label.lst and image/")
@@ -90,20 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pseudo_label.py: error: {args.data / 'label.lst'} lists no photos in fold "
               f"{' '.join(map(str, args.fold))} of {args.folds}", file=sys.stderr)
         return 2
-    detector = None
     rows: list[dict] = []
     kept: Counter = Counter()
-    missing = []
     written: set[Path] = set()
-    for name in names:
-        image = read_photo(args.data / "image" / name)
-        if image is None:
-            missing.append(name)
-            continue
-        faces = cache.get(name)
-        if faces is None:
-            detector = detector or create_detector(args.detector)
-            faces = cache.put(name, detector.detect([image])[0])
+    photos = DetectedPhotos(args.data, names, cache, args.detector)
+    for name, image, faces in photos:
         labelled = np.array([box for box, _ in by_image[name]], np.float32).reshape(-1, 4)
         picked = unlabelled_detections(labelled, faces.boxes, args.max_overlap)
         if not picked:
@@ -121,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"photo": name, "detection": det, "left": left, "top": top, "right": right,
                          "bottom": bottom, "label": LABELS[label], "confidence": round(confidence, 4),
                          "kept": int(keep)})
-    cache.save()
-    warn_missing_photos(args.data / "image", missing)
-    if len(missing) == len(names):
+    if len(photos.missing) == len(names):
         print(f"pseudo_label.py: error: none of the {len(names)} photos of the fold could be read from "
               f"{args.data / 'image'}", file=sys.stderr)
         return 2
@@ -132,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(f, fieldnames=FACE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    print(json.dumps({"photos": len(names) - len(missing), "unlabelled_faces": len(rows),
+    print(json.dumps({"photos": len(names) - len(photos.missing), "unlabelled_faces": len(rows),
                       "kept": sum(kept.values()), "kept_per_class": {c: kept[c] for c in LABELS}}))
     return 0
 

@@ -23,12 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_batch.crops import DEFAULT_CROP_MARGIN, crop_faces  # noqa: E402
-from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS, create_detector  # noqa: E402
+from fer_batch.detect import DEFAULT_DETECTOR, DETECTORS  # noqa: E402
 from fer_batch.labels import NUM_CLASSES  # noqa: E402
 from fer_batch.preprocess import preprocess  # noqa: E402
 from training.cli_checks import data_problem, expw_root_problem, load_keras_model, load_problem, model_out_problem  # noqa: E402
-from training.datasets import FORMATS, expw_faces_by_photo, load_dataset, read_photo, warn_missing_photos  # noqa: E402
-from training.eval_end_to_end import DetectionCache, match_faces  # noqa: E402
+from training.datasets import FORMATS, expw_faces_by_photo, load_dataset  # noqa: E402
+from training.expw_detections import DetectedPhotos, DetectionCache, match_faces  # noqa: E402
 from training.domain_weights import domain_weights  # noqa: E402
 from training.expw_crops import photo_fold, photo_kept  # noqa: E402
 from training.model_card import REFIT_SCRIPT, folds_text, train_command  # noqa: E402
@@ -143,20 +143,11 @@ def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_
     wanted = {fold} if isinstance(fold, int) else set(fold)
     by_image = {name: faces for name, faces in expw_faces_by_photo(root / "label.lst").items()
                 if photo_kept(name, photo_fraction, photo_seed)}
-    detector = None
     crops: list[np.ndarray] = []
     labels: list[int] = []
     aligned: list[bool] = []
-    missing = []
-    for name in sorted(n for n in by_image if photo_fold(n, folds) in wanted):
-        image = read_photo(root / "image" / name)
-        if image is None:
-            missing.append(name)
-            continue
-        faces = cache.get(name, need_landmarks=detector_name != "haar")
-        if faces is None:
-            detector = detector or create_detector(detector_name)
-            faces = cache.put(name, detector.detect([image])[0])
+    names = sorted(n for n in by_image if photo_fold(n, folds) in wanted)
+    for name, image, faces in DetectedPhotos(root, names, cache, detector_name, need_landmarks=detector_name != "haar"):
         matches = match_faces(np.array([b for b, _ in by_image[name]], np.float32), faces.boxes, iou)
         hits = [(i, d) for i, d in enumerate(matches) if d is not None]
         if not hits:
@@ -167,8 +158,6 @@ def expw_fold_crops(root: Path, fold: int | Sequence[int], folds: int, detector_
             crops += [c.copy() for c in crop_faces(image, faces.boxes[picked], margin, landmarks)]
             labels += [by_image[name][i][1] for i, _ in hits]
             aligned += [landmarks is not None] * len(hits)
-    cache.save()
-    warn_missing_photos(root / "image", missing)
     return crops, np.array(labels, np.int64), np.array(aligned, bool)
 
 

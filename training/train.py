@@ -23,6 +23,7 @@ from training.cli_checks import (data_problem, folder_problem, load_keras_model,
                                   model_out_problem, unused_option_problem)
 from training.datasets import FORMATS, load_dataset  # noqa: E402
 from training.models import ARCHITECTURES, DEFAULT_ARCH  # noqa: E402
+from training.weight_average import WeightAverage, snapshot_callback  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -178,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     from training.domain_adversarial import (DOMAIN, EXPRESSION, domain_sample_weights, expression_network,
                                              with_domain_head)
     from training.models import build
-    from training.weight_average import WeightAverage, snapshot_callback
 
     keras.utils.set_random_seed(args.seed)
     out = Path(args.out)
