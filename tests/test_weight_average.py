@@ -131,3 +131,22 @@ def test_averaging_leaves_the_run_itself_unchanged(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, b) for a, b in zip(_weights(tmp_path / "with.keras"),
                                                         _weights(tmp_path / "averaged.keras")))
+
+    from fer_batch.labels import LABELS
+    from training.models_table import main as table_main
+
+    per_class = {label: {"recall": 0.25 + 0.1 * i} for i, label in enumerate(LABELS)}
+    for name, accuracy in (("averaged", 0.6123), ("with", 0.6009)):
+        (tmp_path / f"eval-{name}.json").write_text(json.dumps(
+            {"accuracy": accuracy, "macro_f1": 0.6, "per_class": per_class, "command": f"python training/evaluate.py --name {name}"}))
+    state = tmp_path / "with.ckpt" / "state.json"
+    table = tmp_path / "models.md"
+    assert table_main(["--averages", f"{state}:{tmp_path / 'eval-averaged.json'}",
+                       "--runs", f"{state}:{tmp_path / 'eval-with.json'}", "--out", str(table)]) == 0
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| `")]
+    snapshots = json.loads(state.read_text())["average"]["snapshots"]
+    assert snapshots == 2   # 70 faces in batches of 16: 5 steps, a snapshot after steps 2 and 4
+    assert rows[0].startswith(f"| `{tmp_path / 'averaged.keras'}` | `vgg_tiny` | scratch |")
+    assert f"the mean of {snapshots} snapshots of the weights, every 2 steps from epoch 1" in rows[0] and "0.6123" in rows[0]
+    assert rows[1].startswith(f"| `{tmp_path / 'with.keras'}` |") and "0.6009" in rows[1]
+    assert f"--average-from 1 --average-every 2 --average-out {tmp_path / 'averaged.keras'}" in table.read_text()

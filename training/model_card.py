@@ -59,10 +59,10 @@ def train_command(args: dict) -> str:
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
                 "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "domain_adversarial", "seed",
-                "init_from", "out"):
+                "init_from", "out", "average_from", "average_every", "average_out"):
         value = args.get(key)
         if ((key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0))
-                or (key == "domain_adversarial" and not value)):
+                or (key == "domain_adversarial" and not value) or (key == "average_every" and not args.get("average_from"))):
             continue
         if isinstance(value, bool):
             parts += [f"--{key.replace('_', '-')}"] if value else []

@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-vectors", nargs="*", default=[], metavar="TASK_VECTOR_JSON:EVAL_JSON",
                    help="models made by moving a trained one along its fine-tuning's change of weights "
                         "(training/task_vector.py), listed after the calibrations")
+    p.add_argument("--averages", nargs="*", default=[], metavar="TRAINING_JSON:EVAL_JSON",
+                   help="the weight-averaged networks of runs with train.py --average-from (their --average-out), "
+                        "listed after the task vectors")
     p.add_argument("--e2e", nargs="*", default=[], help="eval_end_to_end.py JSON files for a second table")
     p.add_argument("--prepare", nargs="*", default=[], help="commands that make training data, listed before the runs")
     p.add_argument("--out", type=Path, default=Path("reports/models.md"))
@@ -182,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
                      f"base `{record['base']}` | — | {result['accuracy']:.4f} | {result['macro_f1']:.4f} | "
                      f"{tta_views(result)} | {recalls} |")
         commands.append((out, record["command"], result.get("command", "")))
+    for spec in args.averages:
+        training_path, _, eval_path = spec.partition(":")
+        state, result = json.loads(Path(training_path).read_text()), json.loads(Path(eval_path).read_text())
+        targs = state["args"]
+        recalls = " | ".join(f"{result['per_class'][label]['recall']:.3f}" for label in LABELS)
+        start = f"`{targs['init_from']}`" if targs.get("init_from") else "scratch"
+        lines.append(f"| `{targs['average_out']}` | `{targs['arch']}` | {start} | {training_data(targs)}; the mean of "
+                     f"{state['average']['snapshots']} snapshots of the weights, every {targs['average_every']} steps "
+                     f"from epoch {targs['average_from']} | {state['epoch']} (all from {targs['average_from']}) | "
+                     f"{result['accuracy']:.4f} | {result['macro_f1']:.4f} | {tta_views(result)} | {recalls} |")
+        commands.append((targs["average_out"], train_command(targs), result.get("command", "")))
     for spec in args.runs:
         training_path, _, eval_path = spec.partition(":")
         state = json.loads(Path(training_path).read_text())
