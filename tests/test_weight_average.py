@@ -94,6 +94,9 @@ def test_train_averages_the_networks_at_epoch_ends_across_a_resume(tmp_path, ast
     probs = load_model(averaged, batch_size=8).predict([astronaut_bgr[55:180, 170:290]])
     assert probs.shape == (1, 7) and np.isclose(probs.sum(), 1, atol=1e-5)
 
+    assert train_main([*command, "--stop-after", "1"]) == 0   # a new run in the same folder starts a new average
+    assert json.loads((tmp_path / "best.ckpt" / "state.json").read_text())["average"]["snapshots"] == 1
+
 
 @pytest.mark.parametrize("change, message", [
     (["--average-from", "1"], "--average-from and --average-out go together"),

@@ -281,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     average = None
     if args.average_from is not None:
         average = WeightAverage(model, after_step=(args.average_from - 1) * steps_per_epoch, every=args.average_every)
-        average.load(average_path)
+        if args.resume:
+            average.load(average_path)
+        else:   # an earlier run's sums in the same checkpoint folder must not join a new run's average
+            average_path.unlink(missing_ok=True)
     patience_left = args.patience
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, state["epoch"] + args.stop_after)
     for epoch in range(state["epoch"], last_epoch):
