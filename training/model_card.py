@@ -58,11 +58,12 @@ def train_command(args: dict) -> str:
         return shlex.join(parts)
     parts = ["python", "training/train.py"]
     for key in ("data", "format", "extra_data", "extra_repeat", "val_data", "arch", "dropout_scale", "epochs",
-                "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "domain_adversarial", "seed",
+                "batch_size", "lr", "label_smoothing", "class_weight", "blur_augment", "erase_augment", "domain_adversarial",
+                "seed",
                 "init_from", "out", "average_from", "average_every", "average_out"):
         value = args.get(key)
         if ((key == "extra_repeat" and not args.get("extra_data")) or (key == "dropout_scale" and value in (None, 1.0))
-                or (key == "domain_adversarial" and not value) or (key == "average_every" and not args.get("average_from"))):
+                or (key in ("domain_adversarial", "erase_augment") and not value) or (key == "average_every" and not args.get("average_from"))):
             continue
         if isinstance(value, bool):
             parts += [f"--{key.replace('_', '-')}"] if value else []
@@ -93,6 +94,7 @@ def training_data(targs: dict) -> str:
     extra = [f"`{path}`" + (f" x{targs.get('extra_repeat', 1)}" if targs.get("extra_repeat", 1) != 1 else "")
              for path in targs.get("extra_data") or []]
     return (" + ".join([f"`{targs['data']}`", *extra]) + ("; blur augmentation" if targs.get("blur_augment") else "")
+            + (f"; random erasing of {targs['erase_augment']:g} of the faces" if targs.get("erase_augment") else "")
             + (f"; domain-adversarial head, loss weight {targs['domain_adversarial']:g}" if targs.get("domain_adversarial") else ""))
 
 

@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true", help="no flip, scale/shift or brightness/contrast augmentation")
     p.add_argument("--blur-augment", action="store_true",
                    help="also soften each training face by a random amount (a Gaussian blur mixed in)")
+    p.add_argument("--erase-augment", type=float, default=0.0, metavar="P",
+                   help="replace a random rectangle (2-20%% of the face) of this share of the training faces by "
+                        "noise: random erasing, for occluded faces (default 0: off)")
     p.add_argument("--domain-adversarial", type=float, default=0.0, metavar="LAMBDA",
                    help="train a second head to tell --data faces from --extra-data faces through a gradient reversal, "
                         "with this loss weight, so the features cannot tell them apart (0: off)")
@@ -85,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{option} must be at least 1")
     if not args.lr > 0:
         p.error("--lr must be above 0")
+    if not 0 <= args.erase_augment <= 1:
+        p.error("--erase-augment must be between 0 and 1 (the share of training faces erased)")
+    if args.no_augment and (args.erase_augment or args.blur_augment):
+        p.error("--no-augment turns augmentation off: drop it, or --blur-augment and --erase-augment")
     if not 0 <= args.dropout_scale <= 1.5:
         p.error("--dropout-scale must be between 0 and 1.5")
     if not 0 <= args.label_smoothing < 1:
@@ -270,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     def _prepare(i, xyd, epoch):
         x, y, d, dw = xyd
         if not args.no_augment:
-            x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]), blur=args.blur_augment)
+            x = augment_batch(x, tf.stack([tf.cast(args.seed + epoch, tf.int64), i]), blur=args.blur_augment,
+                              erase=args.erase_augment)
         if adversarial:
             return x, {EXPRESSION: tf.one_hot(y, NUM_CLASSES), DOMAIN: d[:, None]}, {EXPRESSION: tf.gather(weights, y), DOMAIN: dw}
         return x, tf.one_hot(y, NUM_CLASSES), tf.gather(weights, y)
