@@ -16,6 +16,8 @@ The current reports/models.md:
       reports/taskvec/task-vector-vgg_small-refit-f0-x2.0.json:reports/taskvec/eval-vgg_small-refit-f0-x2.0-fer2013-val.json \
       --averages reports/training-vgg_small-stage4-swa-f0.json:reports/swa/eval-vgg_small-stage4-swa-f0-fer2013-val.json \
       --runs \
+      reports/training-vgg_small-erase-refit-f0.json:reports/erase/eval-vgg_small-erase-refit-f0-fer2013-val.json \
+      reports/training-vgg_small-stage4-erase-f0.json:reports/erase/eval-vgg_small-stage4-erase-f0-fer2013-val.json \
       reports/training-vgg_small-swa-refit-f0.json:reports/swa/eval-vgg_small-swa-refit-f0-fer2013-val.json \
       reports/training-vgg_small-stage4-swa-f0.json:reports/swa/eval-vgg_small-stage4-expw-f0-s33-fer2013-val.json \
       reports/training-vgg_small-pl-refit.json:reports/selftrain/eval-vgg_small-pl-refit-fer2013-val.json \
@@ -74,6 +76,7 @@ The current reports/models.md:
       reports/training-vgg_small.json:reports/eval-vgg_small-stage1-fer2013-val.json \
       reports/training-seed.json:reports/eval-seed-fer2013-val.json \
       --e2e reports/e2e-shipped-expw-sample-fold0.json reports/e2e-shipped-mtcnn-aligned-fold0.json \
+      reports/erase/e2e-vgg_small-erase-refit-f0-mtcnn-aligned-fold1.json reports/erase/e2e-vgg_small-stage4-erase-f0-mtcnn-aligned-fold1.json \
       reports/swa/e2e-vgg_small-swa-refit-f0-mtcnn-aligned-fold1.json reports/swa/e2e-vgg_small-stage4-swa-f0-mtcnn-aligned-fold1.json \
       reports/swa/e2e-vgg_small-stage4-expw-f0-s33-mtcnn-aligned-fold1.json \
       reports/selftrain/e2e-vgg_small-pl-refit-mtcnn-aligned-fold0.json reports/selftrain/e2e-vgg_small-pl-refit-f0-mtcnn-aligned-fold1.json \
