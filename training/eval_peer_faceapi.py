@@ -1,4 +1,4 @@
-"""A second peer: face-api.js's face expression network (MIT) on the faces our detector finds in ExpW photos.
+r"""A second peer: face-api.js's face expression network (MIT) on the faces our detector finds in ExpW photos.
 
     npm pack @vladmandic/face-api && tar xzf vladmandic-face-api-*.tgz    # once: package/model/
     python training/eval_peer_faceapi.py --model-dir package/model --data ../shared/data/expw-sample \
