@@ -110,6 +110,21 @@ def descendants(pid: int) -> dict[int, bytes]:
     return found
 
 
+def wait_until_listening(head: subprocess.Popen, port: int, limit: float = 180.0) -> None:
+    """Until the head answers on its port. Popen returns as soon as `ray start` is launched; on a loaded machine
+    a test's first client could come before the head listens, and the CLI rightly reports a refused connection."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start --head exited ({head.returncode}): {head.stderr.read().decode()[-2000:]}")
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"the Ray head did not answer on port {port} within {limit:.0f} s")
+
+
 def alive(pid: int) -> bool:
     try:
         return not Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -126,6 +141,7 @@ def cluster():
                              "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                             env=RAY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
+        wait_until_listening(head, port)
         yield head, f"127.0.0.1:{port}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)
