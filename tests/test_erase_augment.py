@@ -80,3 +80,13 @@ def test_train_refuses_bad_erasing_options_in_one_line(tmp_path, monkeypatch, ch
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "m.ckpt").exists()
+
+
+def test_a_run_recorded_before_the_option_resumes_while_it_is_off():
+    from training.train import options_changed
+
+    recorded = {"arch": "vgg_small", "lr": 0.001, "resume": False}
+    assert options_changed(recorded, {**recorded, "resume": True, "erase_augment": 0.0}) == []
+    assert options_changed(recorded, {**recorded, "erase_augment": 0.5}) == ["erase_augment None -> 0.5"]
+    assert options_changed({**recorded, "erase_augment": 0.5}, {**recorded, "erase_augment": 0.0}) == [
+        "erase_augment 0.5 -> 0.0"]

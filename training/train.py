@@ -159,9 +159,11 @@ RESUME_MAY_CHANGE = frozenset({"resume", "stop_after", "patience", "checkpoint_d
 
 def options_changed(recorded: dict, now: dict) -> list[str]:
     """'name old -> new' for each option the interrupted run used differently (the learning-rate schedule, the
-    data and the architecture are fixed when a run starts)."""
+    data and the architecture are fixed when a run starts). An option newer than the run's record counts as
+    unchanged while it is off (None, False, 0), as the run was trained without it."""
     return [f"{key} {recorded.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(recorded) | set(now))
-            if key not in RESUME_MAY_CHANGE and recorded.get(key) != now.get(key)]
+            if key not in RESUME_MAY_CHANGE and recorded.get(key) != now.get(key)
+            and (key in recorded or now.get(key))]
 
 
 def class_weights(labels: np.ndarray, mode: str, num_classes: int) -> np.ndarray:
