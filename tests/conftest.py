@@ -41,3 +41,21 @@ def browser():
         pytest.skip("no Chromium binary found (Debian package `chromium`); the browser check needs one")
     with HeadlessChromium() as chromium:
         yield chromium
+
+
+@pytest.fixture
+def train_refusal(tmp_path, monkeypatch, capsys):
+    """train.py with these extra options on empty data folders (`--epochs 3 --out m.keras`): asserts it stops with
+    exit code 2 before writing anything, and gives its last line on stderr (argparse's usage comes first)."""
+    def refuse(options: list[str]) -> str:
+        from training.train import main as train_main
+
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "faces").mkdir(exist_ok=True)
+        (tmp_path / "val").mkdir(exist_ok=True)
+        with pytest.raises(SystemExit) as stopped:
+            train_main(["--data", "faces", "--val-data", "val", "--epochs", "3", "--out", "m.keras", *options])
+        assert stopped.value.code == 2
+        assert not (tmp_path / "m.ckpt").exists()
+        return capsys.readouterr().err.strip().splitlines()[-1]
+    return refuse
