@@ -122,7 +122,7 @@ class FaceApiExpressionNet:
 def box_crop(image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The detector's box cut from the photo (clipped to it), as RGB."""
     height, width = image_bgr.shape[:2]
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, max(x2, x1 + 1)), min(height, max(y2, y1 + 1))
     return np.ascontiguousarray(image_bgr[y1:y2, x1:x2, ::-1])
 
