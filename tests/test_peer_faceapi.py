@@ -101,7 +101,7 @@ def test_faces_are_padded_to_a_centred_square():
     assert np.allclose(square[40:72], 200)                             # the face in the middle
 
 
-def test_a_scored_run_writes_per_face_rows_and_the_fusion(tmp_path, astronaut_bgr):
+def test_a_scored_run_writes_per_face_rows_and_the_fusion(tmp_path, astronaut_bgr, capsys):
     from training.eval_end_to_end import write_face_rows
     from training.eval_peer_faceapi import main
 
@@ -135,9 +135,16 @@ def test_a_scored_run_writes_per_face_rows_and_the_fusion(tmp_path, astronaut_bg
     assert fusion["faces"] == result["found_faces"] and fusion["ours"] == 1.0
     assert fusion["fused"]["0.1"] == 1.0 and fusion["fused"]["10"] == fusion["peer"] < 1.0
     assert "| 10 |" in (tmp_path / "out" / "e2e-peer.md").read_text()
+    elsewhere = tmp_path / "elsewhere-faces.csv"   # another fold's faces: nothing to fuse with
+    write_face_rows(elsewhere, [{"photo": "other.jpg", "face": 0, "label": "happy", "found": True, "predicted": "happy",
+                                 "box_side": 100.0, "confidence": 1.0, **{f"p_{label}": 1 / 7 for label in LABELS}}])
+    with pytest.raises(SystemExit) as stopped:
+        main([*args[:-5], "--fuse", str(elsewhere)])
+    assert stopped.value.code == 2
+    assert "no face there was also scored here" in capsys.readouterr().err
 
 
-def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
+def test_a_missing_model_folder_or_fusion_file_is_one_clear_line(tmp_path, capsys):
     from training.eval_peer_faceapi import main
 
     (tmp_path / "expw" / "image").mkdir(parents=True)
@@ -146,3 +153,8 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
         main(["--model-dir", str(tmp_path / "model"), "--data", str(tmp_path / "expw")])
     assert stopped.value.code == 2
     assert "npm pack @vladmandic/face-api" in capsys.readouterr().err.strip().splitlines()[-1]
+    write_model(tmp_path / "model")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model-dir", str(tmp_path / "model"), "--data", str(tmp_path / "expw"), "--fuse", str(tmp_path / "no.csv")])
+    assert stopped.value.code == 2
+    assert "--fuse" in capsys.readouterr().err.strip().splitlines()[-1]

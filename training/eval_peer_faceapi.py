@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--data {args.data}: no label.lst there (give the ExpW root)")
     if args.fold is not None and not 0 <= args.fold < args.folds:
         p.error(f"--fold must be from 0 to {args.folds - 1}")
+    if args.fuse is not None and not args.fuse.is_file():
+        p.error(f"--fuse {args.fuse}: no such file (give a per-face CSV of eval_end_to_end.py)")
     try:
         net = FaceApiExpressionNet(load_weights(args.model_dir))
         cache = DetectionCache(args.detections_cache, args.detector)
@@ -195,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
               "fold": None if args.fold is None else f"{args.fold} of {args.folds}", "labelled_faces": labelled,
               "found_faces": len(truths), "recall": len(truths) / max(1, labelled), **metrics, "command": command}
     if args.fuse:
-        result["fusion"] = fused_accuracy(rows, args.fuse, args.alpha)
+        try:
+            result["fusion"] = fused_accuracy(rows, args.fuse, args.alpha)
+        except (ValueError, KeyError) as exc:   # no common face, or not a per-face CSV with probabilities
+            p.error(f"--fuse {args.fuse}: {exc}" if isinstance(exc, KeyError) else str(exc))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"e2e-{name}.json").write_text(json.dumps(result, indent=1))
     write_face_rows(args.out_dir / f"e2e-{name}-faces.csv", rows)
